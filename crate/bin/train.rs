@@ -1,0 +1,256 @@
+//! `cargo run --release --bin train -- --data DIR --epochs N --out FILE`: trains a VAE and
+//! writes the model file the explorer page loads.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use latent_explorer::dataset::{self, Dataset};
+use latent_explorer::train::{checkpoint, EpochRecord, Observer, Outcome, TrainConfig, Trainer};
+use latent_explorer::weights::StorageDtype;
+use latent_explorer::Architecture;
+
+/// Train a VAE on MNIST-format data with a Bernoulli decoder and a Gaussian encoder.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Folder with the four IDX files (raw or .gz). Default: $MNIST_DIR, else ./data/mnist,
+    /// which is downloaded from a public mirror if empty.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Epochs to train in total (default 10; with --resume, the run's own target).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Model file to write (safetensors). The checkpoint (.ckpt) and log (.train.jsonl) go beside it.
+    #[arg(long, default_value = "model.safetensors")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// Encoder hidden layer sizes; the decoder mirrors them.
+    #[arg(long, value_delimiter = ',', default_value = "512,256")]
+    hidden: Vec<usize>,
+    #[arg(long, default_value_t = 2)]
+    latent: usize,
+    /// Weight of the KL term: -ELBO = reconstruction + beta * KL.
+    #[arg(long, default_value_t = 1.0)]
+    beta: f32,
+    /// Use only the first N training images (quick runs).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Worker threads (default: all cores). Results are reproducible for a given count.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Samples per image for the importance-weighted bound on log p(x).
+    #[arg(long, default_value_t = 100)]
+    iw_samples: usize,
+    /// Storage precision of the written model: f32, or f16 for half the size.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+    dtype: String,
+    /// Continue from a checkpoint written by an earlier run.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Measure training throughput (examples/second) and exit; writes nothing.
+    #[arg(long)]
+    bench: bool,
+}
+
+struct Cli {
+    bar: Option<ProgressBar>,
+    epochs: usize,
+}
+
+impl Observer for Cli {
+    fn epoch_start(&mut self, epoch: usize, batches: usize, done: usize) {
+        let bar = ProgressBar::new(batches as u64);
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, self.epochs));
+        bar.set_position(done as u64);
+        self.bar = Some(bar);
+    }
+    fn step(&mut self, batch: usize, loss: f64, eps: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(batch as u64);
+            if batch % 10 == 0 {
+                bar.set_message(format!("loss {loss:.2} | {eps:.0} ex/s"));
+            }
+        }
+    }
+    fn epoch_end(&mut self, r: &EpochRecord) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        println!(
+            "epoch {:>3}/{}  train -ELBO {:8.3}  test -ELBO {:8.3}  KL {:6.3}  {:5.1} s  {:6.0} ex/s",
+            r.epoch, self.epochs, r.train_neg_elbo, r.test_neg_elbo, r.test_kl, r.seconds, r.examples_per_second
+        );
+    }
+    fn message(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_data(args: &Args, limit: Option<usize>) -> Result<Dataset, String> {
+    let mut data = dataset::load(args.data.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(n) = limit {
+        if n == 0 {
+            return Err("--limit must be at least 1".into());
+        }
+        data.limit_train(n);
+    }
+    eprintln!(
+        "data: {} from {} ({} training, {} test images, {}x{})",
+        data.name,
+        data.dir.display(),
+        data.n_train(),
+        data.n_test(),
+        data.rows,
+        data.cols
+    );
+    Ok(data)
+}
+
+fn run(args: Args) -> Result<ExitCode, String> {
+    let dtype = if args.dtype == "f16" { StorageDtype::F16 } else { StorageDtype::F32 };
+    let default_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    if args.threads == Some(0) || args.batch_size == 0 || args.latent == 0 || args.hidden.contains(&0) {
+        return Err("--threads, --batch-size, --latent and every --hidden size must be at least 1".into());
+    }
+    if !(args.lr > 0.0 && args.lr.is_finite()) || !(args.beta >= 0.0 && args.beta.is_finite()) {
+        return Err("--lr must be positive and --beta non-negative".into());
+    }
+
+    let (state, data) = if let Some(ckpt) = &args.resume {
+        let mut state = checkpoint::load(ckpt).map_err(|e| format!("{}: {e}", ckpt.display()))?;
+        let data = load_data(&args, state.config.limit)?;
+        if data.train_images_sha256 != state.dataset_sha256 {
+            return Err(format!(
+                "{} was trained on other data (training images sha256 {}), not {}",
+                ckpt.display(),
+                state.dataset_sha256,
+                data.dir.display()
+            ));
+        }
+        if let Some(e) = args.epochs {
+            state.config.epochs = e;
+        }
+        if let Some(t) = args.threads {
+            if t != state.config.threads {
+                eprintln!("note: the run used {} threads; with {t} the result will differ from an uninterrupted run", state.config.threads);
+            }
+            state.config.threads = t;
+        }
+        eprintln!("resuming {} at epoch {}, batch {}", ckpt.display(), state.epoch + 1, state.batch);
+        (Some(state), data)
+    } else {
+        (None, load_data(&args, args.limit)?)
+    };
+
+    let config = TrainConfig {
+        arch: Architecture::mirrored(data.pixels(), &args.hidden, args.latent),
+        epochs: args.epochs.unwrap_or(10),
+        batch_size: args.batch_size,
+        lr: args.lr,
+        beta: args.beta,
+        seed: args.seed,
+        threads: args.threads.unwrap_or(default_threads),
+        iw_samples: args.iw_samples.max(1),
+        limit: args.limit,
+    };
+    let mut trainer = match state {
+        Some(s) => Trainer::from_state(s, &data).map_err(|e| e.to_string())?,
+        None => Trainer::new(config, &data).map_err(|e| e.to_string())?,
+    };
+    let cfg = trainer.state.config.clone();
+    eprintln!(
+        "model: {} ({} parameters), batch {}, Adam lr {}, beta {}, seed {}, {} threads",
+        cfg.arch.describe(),
+        cfg.arch.n_params(),
+        cfg.batch_size,
+        cfg.lr,
+        cfg.beta,
+        cfg.seed,
+        cfg.threads
+    );
+
+    if args.bench {
+        return bench(&mut trainer);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("\nsecond interrupt: exiting without a checkpoint");
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit now)");
+        })
+        .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
+    }
+    let mut cli = Cli { bar: None, epochs: cfg.epochs };
+    let outcome = trainer.run(&args.out, &mut cli, &stop).map_err(|e| e.to_string())?;
+    let ckpt = latent_explorer::train::trainer::sibling(&args.out, ".ckpt");
+    if outcome == Outcome::Interrupted {
+        eprintln!("resume with: cargo run --release --bin train -- --resume {}", ckpt.display());
+        return Ok(ExitCode::from(130));
+    }
+    eprintln!("evaluating on the test set ({} importance samples per image)...", cfg.iw_samples);
+    let report = trainer.finish(&args.out, dtype).map_err(|e| e.to_string())?;
+    report_final(&report, &args.out, &ckpt, trainer.state.epoch);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_final(r: &latent_explorer::train::FinalReport, out: &Path, ckpt: &Path, epochs: usize) {
+    println!();
+    println!("trained {epochs} epochs in {:.1} s", r.train_seconds);
+    println!("test -ELBO            {:8.3} nats  (reconstruction {:.3} + KL {:.3})", r.test.neg_elbo, r.test.reconstruction, r.test.kl);
+    println!("test log p(x) >=      {:8.3} nats  (importance-weighted bound)", r.iw_bound);
+    println!("model written to {}", out.display());
+    println!("checkpoint: {}  log: {}", ckpt.display(), latent_explorer::train::trainer::sibling(out, ".train.jsonl").display());
+}
+
+fn bench(trainer: &mut Trainer) -> Result<ExitCode, String> {
+    let batch = trainer.state.config.batch_size;
+    let steps = (20_000 / batch).max(10);
+    trainer.bench_steps(steps / 4); // warm-up: caches, page faults, thread start
+    let mut rates = Vec::new();
+    for round in 1..=5 {
+        let t0 = Instant::now();
+        let n = trainer.bench_steps(steps);
+        let rate = n as f64 / t0.elapsed().as_secs_f64();
+        println!("round {round}: {n} examples in {:.3} s = {rate:.0} examples/s", t0.elapsed().as_secs_f64());
+        rates.push(rate);
+    }
+    rates.sort_by(|a, b| a.total_cmp(b));
+    println!("train throughput: median {:.0} examples/s (min {:.0}, max {:.0}), batch {batch}, {} threads", rates[2], rates[0], rates[4], trainer.state.config.threads);
+    Ok(ExitCode::SUCCESS)
+}

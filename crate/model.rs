@@ -1,0 +1,473 @@
+//! The CPU reference of the VAE: the truth every other path (GPU shaders, the trainer's
+//! forward pass, the page's fallback) is checked against.
+//!
+//! Parameters live in one flat `Vec<f32>` in the order of [`Architecture::tensor_shapes`], so the
+//! optimiser, gradient reduction and checkpoints treat them as one slice.
+
+use crate::architecture::{Activation, Architecture, LayerSpec};
+use crate::error::ModelError;
+#[cfg(target_arch = "wasm32")]
+use crate::gemm::gemm;
+// Natively, products split over the current rayon pool (bit-identical to the serial product).
+#[cfg(not(target_arch = "wasm32"))]
+use crate::gemm::gemm_par as gemm;
+use crate::gemm::Op;
+use crate::rng;
+
+type GemmFn = fn(usize, usize, usize, &[f32], Op, &[f32], Op, f32, &mut [f32]);
+
+/// Where each layer's weight and bias live inside the flat parameter vector.
+#[derive(Clone, Debug)]
+pub struct ParamLayout {
+    pub layers: Vec<LayerSpec>,
+    /// Offset of each layer's weight ([out, in]); its bias ([out]) follows directly.
+    pub offsets: Vec<usize>,
+    pub len: usize,
+    /// Indices into `layers`.
+    pub encoder: Vec<usize>,
+    pub mu: usize,
+    pub logvar: usize,
+    pub decoder: Vec<usize>,
+}
+
+impl ParamLayout {
+    pub fn new(arch: &Architecture) -> Self {
+        let layers = arch.all_layers();
+        let mut offsets = Vec::with_capacity(layers.len());
+        let mut len = 0;
+        for l in &layers {
+            offsets.push(len);
+            len += l.n_params();
+        }
+        let ne = arch.encoder_hidden.len();
+        ParamLayout {
+            encoder: (0..ne).collect(),
+            mu: ne,
+            logvar: ne + 1,
+            decoder: (ne + 2..layers.len()).collect(),
+            layers,
+            offsets,
+            len,
+        }
+    }
+
+    /// (weight, bias) ranges of layer `i`.
+    pub fn ranges(&self, i: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let l = &self.layers[i];
+        let w = self.offsets[i]..self.offsets[i] + l.n_in * l.n_out;
+        let b = w.end..w.end + l.n_out;
+        (w, b)
+    }
+
+    /// Mutable (weight, bias) slices of layer `i` inside a parameter-shaped buffer.
+    pub fn split_mut<'a>(&self, i: usize, buf: &'a mut [f32]) -> (&'a mut [f32], &'a mut [f32]) {
+        let (w, b) = self.ranges(i);
+        buf[w.start..b.end].split_at_mut(w.len())
+    }
+}
+
+/// A VAE with its parameters: encode, decode, sample, and the loss terms.
+#[derive(Clone, Debug)]
+pub struct Vae {
+    arch: Architecture,
+    layout: ParamLayout,
+    params: Vec<f32>,
+}
+
+/// Per-example loss terms in nats.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LossTerms {
+    /// Binary cross-entropy summed over pixels: -log p(x|z) for one z.
+    pub reconstruction: f64,
+    /// KL(q(z|x) || N(0, I)) in closed form.
+    pub kl: f64,
+}
+
+impl LossTerms {
+    /// -ELBO with a weighted KL (beta = 1 is the true bound).
+    pub fn neg_elbo(&self, beta: f64) -> f64 {
+        self.reconstruction + beta * self.kl
+    }
+}
+
+impl Vae {
+    /// Wraps existing parameters; their length must match the architecture.
+    pub fn new(arch: Architecture, params: Vec<f32>) -> Result<Self, ModelError> {
+        arch.validate()?;
+        let layout = ParamLayout::new(&arch);
+        if params.len() != layout.len {
+            return Err(ModelError::Architecture(format!(
+                "{} parameters given, {} expects {}",
+                params.len(),
+                arch.describe(),
+                layout.len
+            )));
+        }
+        Ok(Vae { arch, layout, params })
+    }
+
+    /// PyTorch's `nn.Linear` default initialisation (uniform in +-1/sqrt(fan_in) for weights and
+    /// biases), drawn from the counter-based generator so it is reproducible from the seed.
+    pub fn init(arch: Architecture, seed: u32) -> Result<Self, ModelError> {
+        arch.validate()?;
+        let layout = ParamLayout::new(&arch);
+        let mut params = vec![0.0f32; layout.len];
+        let key = rng::derive_seed(seed, 0x1417);
+        for (i, l) in layout.layers.iter().enumerate() {
+            let bound = 1.0 / (l.n_in as f32).sqrt();
+            let (w, b) = layout.ranges(i);
+            for j in w.start..b.end {
+                let h = rng::pcg3d(key, j as u32, 0)[0];
+                let u = (h >> 8) as f32 * (1.0 / 16_777_216.0);
+                params[j] = (2.0 * u - 1.0) * bound;
+            }
+        }
+        Ok(Vae { arch, layout, params })
+    }
+
+    pub fn arch(&self) -> &Architecture {
+        &self.arch
+    }
+    pub fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+    pub fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+    pub fn into_params(self) -> Vec<f32> {
+        self.params
+    }
+
+    /// (spec, weight [out, in], bias [out]) of layer `i`.
+    pub fn layer(&self, i: usize) -> (&LayerSpec, &[f32], &[f32]) {
+        let (w, b) = self.layout.ranges(i);
+        (&self.layout.layers[i], &self.params[w], &self.params[b])
+    }
+
+    /// `y = x W^T + b` for `rows` inputs, without the activation. Natively the product is
+    /// split over the current rayon pool.
+    pub fn affine(&self, i: usize, x: &[f32], rows: usize, y: &mut [f32]) {
+        self.affine_with(gemm, i, x, rows, y)
+    }
+
+    /// [`Vae::affine`] on the calling thread only, for callers that parallelise over batches.
+    pub fn affine_serial(&self, i: usize, x: &[f32], rows: usize, y: &mut [f32]) {
+        self.affine_with(crate::gemm::gemm, i, x, rows, y)
+    }
+
+    fn affine_with(&self, product: GemmFn, i: usize, x: &[f32], rows: usize, y: &mut [f32]) {
+        let (l, w, b) = self.layer(i);
+        debug_assert_eq!(x.len(), rows * l.n_in);
+        let y = &mut y[..rows * l.n_out];
+        for row in y.chunks_exact_mut(l.n_out) {
+            row.copy_from_slice(b);
+        }
+        product(rows, l.n_in, l.n_out, x, Op::N, w, Op::T, 1.0, y);
+    }
+
+    /// A full dense layer: affine then the layer's activation.
+    pub fn dense(&self, i: usize, x: &[f32], rows: usize, y: &mut [f32]) {
+        self.affine(i, x, rows, y);
+        let l = &self.layout.layers[i];
+        activate(l.activation, &mut y[..rows * l.n_out]);
+    }
+
+    /// Runs a chain of layers, ping-ponging between two scratch buffers; returns the index of
+    /// the buffer holding the output. `input` is `rows * n_in` of the first layer. Layer `k`
+    /// writes buffer `(k + 1) % 2`.
+    fn chain(&self, layers: &[usize], input: &[f32], rows: usize, bufs: &mut [Vec<f32>; 2]) -> usize {
+        let width = layers.iter().map(|&i| self.layout.layers[i].n_out).max().unwrap_or(0);
+        for b in bufs.iter_mut() {
+            b.resize(rows * width, 0.0);
+        }
+        let mut cur = 0;
+        for (k, &i) in layers.iter().enumerate() {
+            let (a, b) = bufs.split_at_mut(1);
+            let (src, dst) = if cur == 0 { (&a[0], &mut b[0]) } else { (&b[0], &mut a[0]) };
+            let n_in = self.layout.layers[i].n_in;
+            let x = if k == 0 { input } else { &src[..rows * n_in] };
+            self.dense(i, x, rows, dst);
+            cur = 1 - cur; // the output just written is now the current buffer
+        }
+        cur
+    }
+
+    fn check_input(&self, x: &[f32], per_item: usize, what: &'static str) -> Result<usize, ModelError> {
+        if x.len() % per_item != 0 {
+            return Err(ModelError::InputSize { what, per_item, found: x.len() });
+        }
+        Ok(x.len() / per_item)
+    }
+
+    /// Encodes images (`n * input` intensities in [0, 1]) to (mu, logvar), each `n * latent`.
+    pub fn encode(&self, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+        let rows = self.check_input(x, self.arch.input, "images")?;
+        let l = &self.layout;
+        let mut bufs = [Vec::new(), Vec::new()];
+        let h: &[f32] = if l.encoder.is_empty() {
+            x
+        } else {
+            let out = self.chain(&l.encoder, x, rows, &mut bufs);
+            let width = l.layers[*l.encoder.last().unwrap_or(&0)].n_out;
+            &bufs[out][..rows * width]
+        };
+        let mut mu = vec![0.0; rows * self.arch.latent];
+        let mut logvar = vec![0.0; rows * self.arch.latent];
+        self.dense(l.mu, h, rows, &mut mu);
+        self.dense(l.logvar, h, rows, &mut logvar);
+        Ok((mu, logvar))
+    }
+
+    /// Decodes latent points (`n * latent`) to pixel means (`n * input`, in [0, 1]).
+    pub fn decode(&self, z: &[f32]) -> Result<Vec<f32>, ModelError> {
+        let rows = self.check_input(z, self.arch.latent, "latent points")?;
+        let mut bufs = [Vec::new(), Vec::new()];
+        let out = self.chain(&self.layout.decoder, z, rows, &mut bufs);
+        let mut pixels = std::mem::take(&mut bufs[out]);
+        pixels.truncate(rows * self.arch.input);
+        Ok(pixels)
+    }
+
+    /// Decoder logits (before the sigmoid), the numerically stable input of the loss.
+    pub fn decode_logits(&self, z: &[f32]) -> Result<Vec<f32>, ModelError> {
+        let rows = self.check_input(z, self.arch.latent, "latent points")?;
+        let dec = &self.layout.decoder;
+        let (last, hidden) = dec.split_last().expect("a decoder has an output layer");
+        let mut bufs = [Vec::new(), Vec::new()];
+        let h: &[f32] = if hidden.is_empty() {
+            z
+        } else {
+            let out = self.chain(hidden, z, rows, &mut bufs);
+            &bufs[out][..rows * self.layout.layers[*last].n_in]
+        };
+        let mut logits = vec![0.0; rows * self.arch.input];
+        self.affine(*last, h, rows, &mut logits);
+        Ok(logits)
+    }
+
+    /// Per-example loss terms with one reparameterized sample each. Example `i` uses the noise
+    /// `normal(seed, index0 + i, d)`, so results do not depend on how a data set is chunked.
+    pub fn loss_terms(&self, x: &[f32], seed: u32, index0: u32) -> Result<Vec<LossTerms>, ModelError> {
+        let rows = self.check_input(x, self.arch.input, "images")?;
+        let (mu, logvar) = self.encode(x)?;
+        let z = reparameterize(&mu, &logvar, self.arch.latent, 1, seed, index0);
+        let logits = self.decode_logits(&z)?;
+        let n = self.arch.input;
+        let d = self.arch.latent;
+        Ok((0..rows)
+            .map(|i| LossTerms {
+                reconstruction: bce_with_logits(&logits[i * n..(i + 1) * n], &x[i * n..(i + 1) * n]),
+                kl: kl_standard_normal(&mu[i * d..(i + 1) * d], &logvar[i * d..(i + 1) * d]),
+            })
+            .collect())
+    }
+}
+
+/// Applies an activation in place.
+pub fn activate(act: Activation, y: &mut [f32]) {
+    match act {
+        Activation::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid(*v)),
+        Activation::Identity => {}
+    }
+}
+
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Binary cross-entropy of targets `x` in [0, 1] against `sigmoid(logits)`, summed, computed
+/// from logits as `max(l, 0) - l x + log(1 + exp(-|l|))` so it never takes log(0).
+pub fn bce_with_logits(logits: &[f32], x: &[f32]) -> f64 {
+    logits
+        .iter()
+        .zip(x)
+        .map(|(&l, &t)| bce_and_grad(l, t).0 as f64)
+        .sum()
+}
+
+/// `exp(x)` for `x <= 0`, branch-free so loops over it vectorise (libm's does not). Range
+/// reduction `x = n ln2 + f`, |f| <= ln2/2, then a degree-6 Taylor polynomial: within 2 ulp.
+#[inline(always)]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let x = x.max(-87.0);
+    // Round to nearest with the 1.5 * 2^23 trick (no SSE4.1 `round` on baseline x86-64).
+    let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+    let f = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 / 720.0;
+    let p = p * f + 1.0 / 120.0;
+    let p = p * f + 1.0 / 24.0;
+    let p = p * f + 1.0 / 6.0;
+    let p = p * f + 0.5;
+    let p = p * f + 1.0;
+    let p = p * f + 1.0;
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// One pixel's binary cross-entropy from its logit `l` and target `t`, and its gradient
+/// `sigmoid(l) - t`: `max(l, 0) - l t + ln(1 + exp(-|l|))` never takes log(0).
+#[inline(always)]
+pub fn bce_and_grad(l: f32, t: f32) -> (f32, f32) {
+    let e = exp_nonpositive(-l.abs());
+    let inv = 1.0 / (1.0 + e);
+    let sig = if l >= 0.0 { inv } else { e * inv };
+    (l.max(0.0) - l * t + ln_1p_unit(e), sig - t)
+}
+
+/// `ln(1 + e)` for `e` in [0, 1], branch-free so loops over it vectorise (libm's `log1pf` does
+/// not, and cost the trainer 10% of its time). Uses `ln(1+e) = 2 atanh(s)`, `s = e / (2 + e)`
+/// in [0, 1/3], whose odd series to s^15 is accurate to about 1 ulp of f32.
+#[inline(always)]
+pub fn ln_1p_unit(e: f32) -> f32 {
+    let s = e / (2.0 + e);
+    let s2 = s * s;
+    let p = 1.0 / 15.0;
+    let p = p * s2 + 1.0 / 13.0;
+    let p = p * s2 + 1.0 / 11.0;
+    let p = p * s2 + 1.0 / 9.0;
+    let p = p * s2 + 1.0 / 7.0;
+    let p = p * s2 + 1.0 / 5.0;
+    let p = p * s2 + 1.0 / 3.0;
+    let p = p * s2 + 1.0;
+    2.0 * s * p
+}
+
+/// KL(N(mu, exp(logvar)) || N(0, I)) = -1/2 sum(1 + logvar - mu^2 - exp(logvar)).
+pub fn kl_standard_normal(mu: &[f32], logvar: &[f32]) -> f64 {
+    mu.iter()
+        .zip(logvar)
+        .map(|(&m, &lv)| {
+            let (m, lv) = (m as f64, lv as f64);
+            -0.5 * (1.0 + lv - m * m - lv.exp())
+        })
+        .sum()
+}
+
+/// The reparameterization trick: `k` samples `z = mu + exp(logvar / 2) * eps` for each of the
+/// `n` rows of (mu, logvar). Sample `j` of row `i` uses `eps = normal(seed, index0 + i*k + j, d)`;
+/// the GPU sampler draws the very same numbers.
+pub fn reparameterize(mu: &[f32], logvar: &[f32], latent: usize, k: usize, seed: u32, index0: u32) -> Vec<f32> {
+    let n = mu.len() / latent;
+    let mut z = Vec::with_capacity(n * k * latent);
+    for i in 0..n {
+        for j in 0..k {
+            let index = index0.wrapping_add((i * k + j) as u32);
+            for d in 0..latent {
+                let (m, lv) = (mu[i * latent + d], logvar[i * latent + d]);
+                z.push(m + (0.5 * lv).exp() * rng::normal(seed, index, d as u32));
+            }
+        }
+    }
+    z
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Vae {
+        Vae::init(Architecture::mirrored(6, &[5, 4], 2), 1).unwrap()
+    }
+
+    /// A dense network written out with plain loops, independent of the GEMM path.
+    fn naive_dense(w: &[f32], b: &[f32], x: &[f32], n_in: usize, n_out: usize, act: Activation) -> Vec<f32> {
+        (0..n_out)
+            .map(|o| {
+                let s: f32 = b[o] + (0..n_in).map(|i| w[o * n_in + i] * x[i]).sum::<f32>();
+                match act {
+                    Activation::Relu => s.max(0.0),
+                    Activation::Sigmoid => 1.0 / (1.0 + (-s).exp()),
+                    Activation::Identity => s,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn decode_matches_a_loop_by_loop_evaluation() {
+        let vae = tiny();
+        let z = [0.3f32, -1.2, 2.0, 0.5];
+        let got = vae.decode(&z).unwrap();
+        for (r, zr) in z.chunks(2).enumerate() {
+            let mut h = zr.to_vec();
+            for &i in &vae.layout().decoder {
+                let (l, w, b) = vae.layer(i);
+                h = naive_dense(w, b, &h, l.n_in, l.n_out, l.activation);
+            }
+            for (a, b) in got[r * 6..(r + 1) * 6].iter().zip(&h) {
+                assert!((a - b).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn bce_from_logits_matches_the_direct_formula_and_survives_extremes() {
+        let logits = [-3.0f32, 0.0, 2.5];
+        let x = [0.0f32, 0.4, 1.0];
+        let direct: f64 = logits
+            .iter()
+            .zip(&x)
+            .map(|(&l, &t)| {
+                let p = 1.0 / (1.0 + (-(l as f64)).exp());
+                -(t as f64 * p.ln() + (1.0 - t as f64) * (1.0 - p).ln())
+            })
+            .sum();
+        assert!((bce_with_logits(&logits, &x) - direct).abs() < 1e-6);
+        // A confident, wrong pixel costs |l| nats, not infinity.
+        let v = bce_with_logits(&[200.0], &[0.0]);
+        assert!((v - 200.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn exp_nonpositive_matches_libm() {
+        // Down to -87, where the input is clamped (results below 1.7e-38 are flushed).
+        for i in 0..=86_000 {
+            let x = -(i as f32) * 1e-3;
+            let (a, b) = (exp_nonpositive(x), x.exp());
+            assert!((a - b).abs() <= 3.0 * f32::EPSILON * b, "{x}: {a} vs {b}");
+        }
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert!(exp_nonpositive(-1000.0) < 1e-37);
+    }
+
+    #[test]
+    fn ln_1p_unit_matches_libm() {
+        for i in 0..=10_000 {
+            let e = i as f32 / 10_000.0;
+            let (a, b) = (ln_1p_unit(e), e.ln_1p());
+            assert!((a - b).abs() <= 2.0 * f32::EPSILON * b.max(1e-30), "{e}: {a} vs {b}");
+        }
+        assert_eq!(ln_1p_unit(0.0), 0.0);
+    }
+
+    #[test]
+    fn kl_is_zero_at_the_prior_and_positive_elsewhere() {
+        assert_eq!(kl_standard_normal(&[0.0, 0.0], &[0.0, 0.0]), 0.0);
+        // mu = 1, var = 1: KL = 1/2 per dimension.
+        assert!((kl_standard_normal(&[1.0], &[0.0]) - 0.5).abs() < 1e-12);
+        assert!(kl_standard_normal(&[0.0], &[-2.0]) > 0.0);
+    }
+
+    #[test]
+    fn wrong_input_sizes_are_errors() {
+        let vae = tiny();
+        assert!(matches!(vae.decode(&[1.0, 2.0, 3.0]), Err(ModelError::InputSize { .. })));
+        assert!(matches!(vae.encode(&[0.0; 7]), Err(ModelError::InputSize { .. })));
+    }
+
+    #[test]
+    fn reparameterize_is_deterministic_and_centred_on_mu() {
+        let z1 = reparameterize(&[1.0, -2.0], &[-20.0, -20.0], 2, 3, 9, 0);
+        let z2 = reparameterize(&[1.0, -2.0], &[-20.0, -20.0], 2, 3, 9, 0);
+        assert_eq!(z1, z2);
+        for p in z1.chunks(2) {
+            assert!((p[0] - 1.0).abs() < 1e-3 && (p[1] + 2.0).abs() < 1e-3);
+        }
+    }
+}

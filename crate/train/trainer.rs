@@ -1,0 +1,384 @@
+//! The training loop: data-parallel minibatch steps, per-epoch evaluation, checkpoints, and
+//! the final model file.
+//!
+//! Determinism: the shuffle of epoch `e` and every example's noise are pure functions of the
+//! seed, the epoch and the example's position (see `rng`), and each thread takes a fixed shard
+//! of the batch whose gradients are summed in shard order, so a run is reproducible for a given
+//! seed and thread count, and a resumed run (from any step) continues exactly as the
+//! uninterrupted one would.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::adam::Adam;
+use super::backprop::{loss_and_grad, LossSums, Workspace};
+use super::checkpoint;
+use super::evaluate::{self, ElboReport};
+use crate::architecture::Architecture;
+use crate::dataset::Dataset;
+use crate::error::ModelError;
+use crate::fsutil::atomic_write;
+use crate::model::Vae;
+use crate::rng;
+use crate::weights::{self, Embedding, StorageDtype};
+
+/// Everything that determines a run's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub arch: Architecture,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub beta: f32,
+    pub seed: u32,
+    pub threads: usize,
+    pub iw_samples: usize,
+    /// Use only the first N training images.
+    pub limit: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            arch: Architecture::default(),
+            epochs: 10,
+            batch_size: 128,
+            lr: 1e-3,
+            beta: 1.0,
+            seed: 0,
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            iw_samples: 100,
+            limit: None,
+        }
+    }
+}
+
+/// One epoch's summary: a line of the JSON-lines log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_neg_elbo: f64,
+    pub train_reconstruction: f64,
+    pub train_kl: f64,
+    pub test_neg_elbo: f64,
+    pub test_reconstruction: f64,
+    pub test_kl: f64,
+    pub seconds: f64,
+    pub examples_per_second: f64,
+}
+
+/// The complete state of a run; a checkpoint stores all of it.
+#[derive(Clone, Debug)]
+pub struct TrainState {
+    pub config: TrainConfig,
+    pub vae: Vae,
+    pub adam: Adam,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Batches of the current epoch completed.
+    pub batch: usize,
+    /// Loss sums and example count of the current epoch so far.
+    pub epoch_sums: LossSums,
+    pub epoch_examples: usize,
+    pub epoch_seconds: f64,
+    pub train_seconds: f64,
+    pub history: Vec<EpochRecord>,
+    /// sha256 of the training images, to refuse resuming on other data.
+    pub dataset_sha256: String,
+}
+
+/// What the CLI shows while training runs.
+pub trait Observer {
+    fn epoch_start(&mut self, _epoch: usize, _batches: usize, _done: usize) {}
+    fn step(&mut self, _batch: usize, _neg_elbo: f64, _examples_per_second: f64) {}
+    fn epoch_end(&mut self, _record: &EpochRecord) {}
+    fn message(&mut self, _text: &str) {}
+}
+
+/// Observes nothing (tests, benchmarks).
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    /// Stopped by the stop flag; a checkpoint holds the state.
+    Interrupted,
+}
+
+/// Final figures, also written into the model's metadata.
+#[derive(Clone, Debug)]
+pub struct FinalReport {
+    pub test: ElboReport,
+    pub iw_bound: f64,
+    pub train_seconds: f64,
+    pub model_path: PathBuf,
+}
+
+pub struct Trainer<'a> {
+    pub state: TrainState,
+    data: &'a Dataset,
+    pool: rayon::ThreadPool,
+    /// One workspace and gradient buffer per batch shard.
+    workspaces: Vec<Workspace>,
+    grads: Vec<Vec<f32>>,
+    batch_x: Vec<f32>,
+}
+
+/// Where a run's checkpoint and JSON-lines log live, beside the model file.
+pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    out.with_file_name(format!("{stem}{suffix}"))
+}
+
+impl<'a> Trainer<'a> {
+    /// A fresh run.
+    pub fn new(config: TrainConfig, data: &'a Dataset) -> Result<Self, ModelError> {
+        if config.arch.input != data.pixels() {
+            return Err(ModelError::Architecture(format!(
+                "the model takes {} inputs but the images have {} pixels",
+                config.arch.input,
+                data.pixels()
+            )));
+        }
+        if config.batch_size == 0 || config.threads == 0 {
+            return Err(ModelError::Architecture("batch size and threads must be at least 1".into()));
+        }
+        let vae = Vae::init(config.arch.clone(), config.seed)?;
+        let adam = Adam::new(vae.params().len(), config.lr);
+        let state = TrainState {
+            config,
+            vae,
+            adam,
+            epoch: 0,
+            batch: 0,
+            epoch_sums: LossSums::default(),
+            epoch_examples: 0,
+            epoch_seconds: 0.0,
+            train_seconds: 0.0,
+            history: Vec::new(),
+            dataset_sha256: data.train_images_sha256.clone(),
+        };
+        Self::from_state(state, data)
+    }
+
+    /// Continues a run from its state (read from a checkpoint).
+    pub fn from_state(state: TrainState, data: &'a Dataset) -> Result<Self, ModelError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(state.config.threads.max(1))
+            .build()
+            .map_err(|e| ModelError::Io(format!("cannot start worker threads: {e}")))?;
+        let n = state.vae.params().len();
+        let shards = state.config.threads.max(1);
+        Ok(Trainer {
+            state,
+            data,
+            pool,
+            workspaces: (0..shards).map(|_| Workspace::default()).collect(),
+            grads: vec![vec![0.0; n]; shards],
+            batch_x: Vec::new(),
+        })
+    }
+
+    /// Runs `f` on this run's worker threads (matrix products and evaluation split over them).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+
+    fn n_train(&self) -> usize {
+        self.data.n_train()
+    }
+
+    pub fn batches_per_epoch(&self) -> usize {
+        self.n_train().div_ceil(self.state.config.batch_size)
+    }
+
+    /// One optimisation step on batch `b` of the current epoch, given that epoch's permutation.
+    /// Returns the batch's loss sums and size.
+    fn step(&mut self, perm: &[u32]) -> (LossSums, usize) {
+        let cfg = &self.state.config;
+        let px = self.data.pixels();
+        let start = self.state.batch * cfg.batch_size;
+        let idx = &perm[start..(start + cfg.batch_size).min(perm.len())];
+        let rows = idx.len();
+        self.batch_x.resize(rows * px, 0.0);
+        for (dst, &i) in self.batch_x.chunks_exact_mut(px).zip(idx) {
+            let src = &self.data.train_images[i as usize * px..(i as usize + 1) * px];
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = s as f32 * (1.0 / 255.0);
+            }
+        }
+        let eps_seed = rng::derive_seed(cfg.seed, 0x4000_0000 | self.state.epoch as u32);
+        let beta = cfg.beta;
+        let shards = cfg.threads.min(rows).max(1);
+        let bounds: Vec<usize> = (0..=shards).map(|t| t * rows / shards).collect();
+        let Trainer { state, pool, workspaces, grads, batch_x, .. } = self;
+        let sums = pool.install(|| {
+            use rayon::prelude::*;
+            let vae = &state.vae;
+            let parts: Vec<LossSums> = workspaces
+                .par_iter_mut()
+                .zip(grads.par_iter_mut())
+                .take(shards)
+                .enumerate()
+                .map(|(t, (ws, grad))| {
+                    let (lo, hi) = (bounds[t], bounds[t + 1]);
+                    let x = &batch_x[lo * px..hi * px];
+                    loss_and_grad(vae, x, beta, eps_seed, (start + lo) as u32, 1.0 / rows as f32, grad, ws)
+                })
+                .collect();
+            let views: Vec<&[f32]> = grads.iter().take(shards).map(|g| &g[..]).collect();
+            state.adam.step_sum(state.vae.params_mut(), &views, shards);
+            parts.into_iter().fold(LossSums::default(), |mut a, b| {
+                a += b;
+                a
+            })
+        });
+        (sums, rows)
+    }
+
+    /// Runs `n` optimisation steps with no evaluation or files, wrapping across epochs; returns
+    /// the number of examples processed. For benchmarks.
+    pub fn bench_steps(&mut self, n: usize) -> usize {
+        let seed = self.state.config.seed;
+        let mut perm = rng::permutation(rng::derive_seed(seed, self.state.epoch as u32), self.n_train());
+        let mut examples = 0;
+        for _ in 0..n {
+            if self.state.batch >= self.batches_per_epoch() {
+                self.state.batch = 0;
+                self.state.epoch += 1;
+                perm = rng::permutation(rng::derive_seed(seed, self.state.epoch as u32), self.n_train());
+            }
+            examples += self.step(&perm).1;
+            self.state.batch += 1;
+        }
+        examples
+    }
+
+    /// Trains until `config.epochs` epochs are complete or `stop` is set, writing a checkpoint
+    /// after every epoch (and on stop) and a JSON-lines log line per epoch.
+    pub fn run(&mut self, out: &Path, observer: &mut dyn Observer, stop: &AtomicBool) -> Result<Outcome, ModelError> {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| ModelError::Io(format!("{}: {e}", dir.display())))?;
+        }
+        let ckpt = sibling(out, ".ckpt");
+        let log = sibling(out, ".train.jsonl");
+        if self.state.epoch == 0 && self.state.batch == 0 {
+            // A fresh run starts a fresh log; a resumed one appends.
+            let _ = std::fs::remove_file(&log);
+        }
+        while self.state.epoch < self.state.config.epochs {
+            let epoch = self.state.epoch;
+            let perm = rng::permutation(rng::derive_seed(self.state.config.seed, epoch as u32), self.n_train());
+            let batches = self.batches_per_epoch();
+            observer.epoch_start(epoch, batches, self.state.batch);
+            while self.state.batch < batches {
+                if stop.load(Ordering::SeqCst) {
+                    checkpoint::save(&ckpt, &self.state)?;
+                    observer.message(&format!("interrupted: checkpoint written to {}", ckpt.display()));
+                    return Ok(Outcome::Interrupted);
+                }
+                let t0 = Instant::now();
+                let (sums, rows) = self.step(&perm);
+                let dt = t0.elapsed().as_secs_f64();
+                let st = &mut self.state;
+                st.batch += 1;
+                st.epoch_sums += sums;
+                st.epoch_examples += rows;
+                st.epoch_seconds += dt;
+                st.train_seconds += dt;
+                let loss = (sums.reconstruction + sums.kl * st.config.beta as f64) / rows as f64;
+                observer.step(st.batch, loss, st.epoch_examples as f64 / st.epoch_seconds.max(1e-9));
+            }
+            let test = self.pool.install(|| evaluate::evaluate_elbo(&self.state.vae, &self.data.test_images));
+            let st = &mut self.state;
+            let n = st.epoch_examples.max(1) as f64;
+            let record = EpochRecord {
+                epoch: epoch + 1,
+                train_neg_elbo: (st.epoch_sums.reconstruction + st.epoch_sums.kl) / n,
+                train_reconstruction: st.epoch_sums.reconstruction / n,
+                train_kl: st.epoch_sums.kl / n,
+                test_neg_elbo: test.neg_elbo,
+                test_reconstruction: test.reconstruction,
+                test_kl: test.kl,
+                seconds: st.epoch_seconds,
+                examples_per_second: n / st.epoch_seconds.max(1e-9),
+            };
+            st.history.push(record.clone());
+            st.epoch += 1;
+            st.batch = 0;
+            st.epoch_sums = LossSums::default();
+            st.epoch_examples = 0;
+            st.epoch_seconds = 0.0;
+            append_line(&log, &serde_json::to_string(&record).expect("records serialise"))?;
+            checkpoint::save(&ckpt, &self.state)?;
+            observer.epoch_end(&record);
+        }
+        Ok(Outcome::Finished)
+    }
+
+    /// Evaluates the trained model and writes the model file (atomically).
+    pub fn finish(&self, out: &Path, dtype: StorageDtype) -> Result<FinalReport, ModelError> {
+        let st = &self.state;
+        let images = &self.data.test_images;
+        let (test, iw, mu) = self.pool.install(|| {
+            (
+                evaluate::evaluate_elbo(&st.vae, images),
+                evaluate::iw_bound(&st.vae, images, st.config.iw_samples),
+                evaluate::encode_means(&st.vae, images),
+            )
+        });
+        let embedding = Embedding { mu, labels: self.data.test_labels.clone() };
+        let meta = self.metadata(&test, iw);
+        let bytes = weights::to_bytes(&st.vae, Some(&embedding), &meta, dtype, Vec::new())?;
+        atomic_write(out, &bytes).map_err(|e| ModelError::Io(format!("writing {}: {e}", out.display())))?;
+        Ok(FinalReport { test, iw_bound: iw, train_seconds: st.train_seconds, model_path: out.to_path_buf() })
+    }
+
+    fn metadata(&self, test: &ElboReport, iw: f64) -> BTreeMap<String, String> {
+        let st = &self.state;
+        let c = &st.config;
+        let dataset = serde_json::json!({
+            "name": self.data.name,
+            "train_images_sha256": self.data.train_images_sha256,
+            "train_examples": self.data.n_train(),
+            "test_examples": self.data.n_test(),
+        });
+        let mut m = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            m.insert(k.to_string(), v);
+        };
+        put("dataset", dataset.to_string());
+        put("epochs", st.epoch.to_string());
+        put("seed", c.seed.to_string());
+        put("beta", c.beta.to_string());
+        put("lr", c.lr.to_string());
+        put("batch_size", c.batch_size.to_string());
+        put("threads", c.threads.to_string());
+        put("test_neg_elbo", format!("{:.4}", test.neg_elbo));
+        put("test_reconstruction", format!("{:.4}", test.reconstruction));
+        put("test_kl", format!("{:.4}", test.kl));
+        put("test_iw_bound", format!("{iw:.4}"));
+        put("iw_samples", c.iw_samples.to_string());
+        put("eval_seed", evaluate::ELBO_SEED.to_string());
+        put("train_seconds", format!("{:.1}", st.train_seconds));
+        put("crate_version", env!("CARGO_PKG_VERSION").to_string());
+        put("trainer", "latent-explorer train".to_string());
+        m
+    }
+}
+
+fn append_line(path: &Path, line: &str) -> Result<(), ModelError> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| ModelError::Io(format!("{}: {e}", path.display())))?;
+    writeln!(f, "{line}").map_err(|e| ModelError::Io(format!("{}: {e}", path.display())))
+}
