@@ -11,7 +11,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use latent_explorer::dataset::{self, Dataset};
-use latent_explorer::train::{checkpoint, EpochRecord, Observer, Outcome, TrainConfig, Trainer};
+use latent_explorer::train::{checkpoint, EpochRecord, LrSchedule, Observer, Outcome, TrainConfig, Trainer};
 use latent_explorer::weights::StorageDtype;
 use latent_explorer::Architecture;
 
@@ -26,9 +26,10 @@ struct Args {
     /// Epochs to train in total (default 10; with --resume, the run's own target).
     #[arg(long)]
     epochs: Option<usize>,
-    /// Model file to write (safetensors). The checkpoint (.ckpt) and log (.train.jsonl) go beside it.
-    #[arg(long, default_value = "model.safetensors")]
-    out: PathBuf,
+    /// Model file to write (safetensors; default model.safetensors, or beside the checkpoint
+    /// with --resume). The checkpoint (.ckpt) and log (.train.jsonl) go beside it.
+    #[arg(long)]
+    out: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     seed: u32,
     #[arg(long, default_value_t = 128)]
@@ -36,6 +37,12 @@ struct Args {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f32,
+    /// Learning-rate schedule: constant, or cosine (decays to lr * --lr-floor by the last epoch).
+    #[arg(long, default_value = "constant", value_parser = ["constant", "cosine"])]
+    lr_schedule: String,
+    /// Final learning rate of the cosine schedule, as a fraction of --lr.
+    #[arg(long, default_value_t = 0.01)]
+    lr_floor: f32,
     /// Encoder hidden layer sizes; the decoder mirrors them.
     #[arg(long, value_delimiter = ',', default_value = "512,256")]
     hidden: Vec<usize>,
@@ -137,7 +144,13 @@ fn load_data(args: &Args, limit: Option<usize>) -> Result<Dataset, String> {
     Ok(data)
 }
 
-fn run(args: Args) -> Result<ExitCode, String> {
+fn run(mut args: Args) -> Result<ExitCode, String> {
+    let out = match (&args.out, &args.resume) {
+        (Some(o), _) => o.clone(),
+        (None, Some(ckpt)) => ckpt.with_extension("safetensors"),
+        (None, None) => PathBuf::from("model.safetensors"),
+    };
+    args.out = Some(out.clone());
     let dtype = if args.dtype == "f16" { StorageDtype::F16 } else { StorageDtype::F32 };
     let default_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     if args.threads == Some(0) || args.batch_size == 0 || args.latent == 0 || args.hidden.contains(&0) {
@@ -145,6 +158,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
     }
     if !(args.lr > 0.0 && args.lr.is_finite()) || !(args.beta >= 0.0 && args.beta.is_finite()) {
         return Err("--lr must be positive and --beta non-negative".into());
+    }
+    if !(0.0..=1.0).contains(&args.lr_floor) {
+        return Err("--lr-floor must be between 0 and 1".into());
     }
 
     let (state, data) = if let Some(ckpt) = &args.resume {
@@ -183,6 +199,10 @@ fn run(args: Args) -> Result<ExitCode, String> {
         threads: args.threads.unwrap_or(default_threads),
         iw_samples: args.iw_samples.max(1),
         limit: args.limit,
+        schedule: match args.lr_schedule.as_str() {
+            "cosine" => LrSchedule::Cosine { floor: args.lr_floor },
+            _ => LrSchedule::Constant,
+        },
     };
     let mut trainer = match state {
         Some(s) => Trainer::from_state(s, &data).map_err(|e| e.to_string())?,
@@ -190,11 +210,12 @@ fn run(args: Args) -> Result<ExitCode, String> {
     };
     let cfg = trainer.state.config.clone();
     eprintln!(
-        "model: {} ({} parameters), batch {}, Adam lr {}, beta {}, seed {}, {} threads",
+        "model: {} ({} parameters), batch {}, Adam lr {} ({:?}), beta {}, seed {}, {} threads",
         cfg.arch.describe(),
         cfg.arch.n_params(),
         cfg.batch_size,
         cfg.lr,
+        cfg.schedule,
         cfg.beta,
         cfg.seed,
         cfg.threads
@@ -217,15 +238,15 @@ fn run(args: Args) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
     }
     let mut cli = Cli { bar: None, epochs: cfg.epochs };
-    let outcome = trainer.run(&args.out, &mut cli, &stop).map_err(|e| e.to_string())?;
-    let ckpt = latent_explorer::train::trainer::sibling(&args.out, ".ckpt");
+    let outcome = trainer.run(&out, &mut cli, &stop).map_err(|e| e.to_string())?;
+    let ckpt = latent_explorer::train::trainer::sibling(&out, ".ckpt");
     if outcome == Outcome::Interrupted {
         eprintln!("resume with: cargo run --release --bin train -- --resume {}", ckpt.display());
         return Ok(ExitCode::from(130));
     }
     eprintln!("evaluating on the test set ({} importance samples per image)...", cfg.iw_samples);
-    let report = trainer.finish(&args.out, dtype).map_err(|e| e.to_string())?;
-    report_final(&report, &args.out, &ckpt, trainer.state.epoch);
+    let report = trainer.finish(&out, dtype).map_err(|e| e.to_string())?;
+    report_final(&report, &out, &ckpt, trainer.state.epoch);
     Ok(ExitCode::SUCCESS)
 }
 

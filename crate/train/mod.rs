@@ -6,4 +6,4 @@ pub mod checkpoint;
 pub mod evaluate;
 pub mod trainer;
 
-pub use trainer::{EpochRecord, FinalReport, Observer, Outcome, Quiet, TrainConfig, TrainState, Trainer};
+pub use trainer::{EpochRecord, FinalReport, LrSchedule, Observer, Outcome, Quiet, TrainConfig, TrainState, Trainer};

@@ -39,6 +39,34 @@ pub struct TrainConfig {
     pub iw_samples: usize,
     /// Use only the first N training images.
     pub limit: Option<usize>,
+    /// Learning-rate schedule over the whole run.
+    #[serde(default)]
+    pub schedule: LrSchedule,
+}
+
+/// How the learning rate moves over the run. A pure function of the step, so a resumed run
+/// follows the same curve.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    #[default]
+    Constant,
+    /// Half a cosine from `lr` down to `lr * floor` at the last step (Loshchilov & Hutter 2017).
+    Cosine { floor: f32 },
+}
+
+impl LrSchedule {
+    /// The learning rate for step `t` (0-based) of `total`.
+    pub fn at(&self, lr: f32, t: u64, total: u64) -> f32 {
+        match *self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine { floor } => {
+                let progress = (t as f64 / total.max(1) as f64).min(1.0);
+                let min = (lr * floor) as f64;
+                (min + 0.5 * (lr as f64 - min) * (1.0 + (std::f64::consts::PI * progress).cos())) as f32
+            }
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -53,6 +81,7 @@ impl Default for TrainConfig {
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             iw_samples: 100,
             limit: None,
+            schedule: LrSchedule::Constant,
         }
     }
 }
@@ -215,6 +244,8 @@ impl<'a> Trainer<'a> {
         }
         let eps_seed = rng::derive_seed(cfg.seed, 0x4000_0000 | self.state.epoch as u32);
         let beta = cfg.beta;
+        let total_steps = (cfg.epochs * self.batches_per_epoch()) as u64;
+        let lr = cfg.schedule.at(cfg.lr, self.state.adam.t, total_steps);
         let shards = cfg.threads.min(rows).max(1);
         let bounds: Vec<usize> = (0..=shards).map(|t| t * rows / shards).collect();
         let Trainer { state, pool, workspaces, grads, batch_x, .. } = self;
@@ -233,6 +264,7 @@ impl<'a> Trainer<'a> {
                 })
                 .collect();
             let views: Vec<&[f32]> = grads.iter().take(shards).map(|g| &g[..]).collect();
+            state.adam.lr = lr;
             state.adam.step_sum(state.vae.params_mut(), &views, shards);
             parts.into_iter().fold(LossSums::default(), |mut a, b| {
                 a += b;
@@ -358,6 +390,7 @@ impl<'a> Trainer<'a> {
         put("seed", c.seed.to_string());
         put("beta", c.beta.to_string());
         put("lr", c.lr.to_string());
+        put("lr_schedule", serde_json::to_string(&c.schedule).expect("schedules serialise"));
         put("batch_size", c.batch_size.to_string());
         put("threads", c.threads.to_string());
         put("test_neg_elbo", format!("{:.4}", test.neg_elbo));

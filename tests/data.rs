@@ -1,0 +1,156 @@
+//! IDX parsing, data-set verification, and the download path (against a local server).
+
+mod common;
+#[path = "common/http.rs"]
+mod http;
+
+use std::fs;
+use std::io::Write;
+
+use latent_explorer::dataset::{self, FILES, MNIST_SHA256};
+use latent_explorer::error::DataError;
+use latent_explorer::idx;
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn valid_files_parse_raw_and_gzipped() {
+    let pixels: Vec<u8> = (0..3 * 4 * 5).map(|i| i as u8).collect();
+    let file = idx::encode_images(3, 4, 5, &pixels);
+    let images = idx::parse_images("x", &file).unwrap();
+    assert_eq!((images.count, images.rows, images.cols), (3, 4, 5));
+    assert_eq!(images.pixels, pixels);
+    let unzipped = idx::maybe_gunzip("x.gz", gzip(&file)).unwrap();
+    assert_eq!(idx::parse_images("x", &unzipped).unwrap(), images);
+    assert_eq!(idx::parse_labels("y", &idx::encode_labels(&[3, 1, 4])).unwrap(), vec![3, 1, 4]);
+}
+
+#[test]
+fn each_malformed_file_has_its_own_error() {
+    let images = idx::encode_images(2, 3, 3, &[7; 18]);
+    // Labels where images are expected, and the other way round.
+    assert!(matches!(idx::parse_images("f", &idx::encode_labels(&[1, 2])), Err(DataError::BadMagic { found: 0x801, .. })));
+    assert!(matches!(idx::parse_labels("f", &images), Err(DataError::BadMagic { found: 0x803, .. })));
+    // Cut in the header, cut in the body, and too long.
+    assert!(matches!(idx::parse_images("f", &images[..10]), Err(DataError::Truncated { expected: 16, found: 10, .. })));
+    assert!(matches!(idx::parse_images("f", &images[..30]), Err(DataError::Truncated { expected: 34, found: 30, .. })));
+    assert!(matches!(idx::parse_images("f", &[images.clone(), vec![0]].concat()), Err(DataError::Malformed { .. })));
+    assert!(matches!(idx::parse_images("f", &[]), Err(DataError::Truncated { .. })));
+    // A gzip stream that breaks off.
+    let gz = gzip(&images);
+    let err = idx::maybe_gunzip("f.gz", gz[..gz.len() / 2].to_vec()).unwrap_err();
+    assert!(matches!(err, DataError::Malformed { .. }), "{err:?}");
+    // Dimensions whose product overflows.
+    let mut huge = idx::IMAGES_MAGIC.to_be_bytes().to_vec();
+    for d in [u32::MAX, u32::MAX, u32::MAX] {
+        huge.extend_from_slice(&d.to_be_bytes());
+    }
+    assert!(idx::parse_images("f", &huge).is_err());
+    // Error messages say what to do.
+    let msg = idx::parse_images("train.gz", &images[..30]).unwrap_err().to_string();
+    assert!(msg.contains("train.gz") && msg.contains("download again"), "{msg}");
+}
+
+/// Writes a small, internally consistent data set (not MNIST) into a folder.
+fn write_set(dir: &std::path::Path, n_train: usize, n_train_labels: usize, n_test: usize) {
+    let img = |n: usize| idx::encode_images(n, 28, 28, &vec![9u8; n * 784]);
+    fs::write(dir.join("train-images-idx3-ubyte"), img(n_train)).unwrap();
+    fs::write(dir.join("train-labels-idx1-ubyte.gz"), gzip(&idx::encode_labels(&vec![1; n_train_labels]))).unwrap();
+    fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gzip(&img(n_test))).unwrap();
+    fs::write(dir.join("t10k-labels-idx1-ubyte"), idx::encode_labels(&vec![2; n_test])).unwrap();
+}
+
+#[test]
+fn a_custom_data_set_loads_and_mismatched_counts_are_refused() {
+    let dir = common::temp_dir("custom-set");
+    write_set(&dir, 5, 5, 2);
+    let d = dataset::load_dir(&dir).unwrap();
+    assert_eq!((d.name.as_str(), d.n_train(), d.n_test(), d.pixels()), ("custom", 5, 2, 784));
+
+    write_set(&dir, 5, 4, 2);
+    match dataset::load_dir(&dir).unwrap_err() {
+        DataError::CountMismatch { images: 5, labels: 4, .. } => {}
+        other => panic!("{other:?}"),
+    }
+    // A missing file is named.
+    fs::remove_file(dir.join("t10k-labels-idx1-ubyte")).unwrap();
+    let msg = dataset::load(Some(&dir)).unwrap_err().to_string();
+    assert!(msg.contains("t10k-labels-idx1-ubyte") && msg.contains("--data"), "{msg}");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn real_mnist_loads_with_the_known_statistics() {
+    let d = common::mnist();
+    assert_eq!((d.name.as_str(), d.n_train(), d.n_test(), d.rows, d.cols), ("mnist", 60_000, 10_000, 28, 28));
+    let mean = d.train_images.iter().map(|&p| p as f64).sum::<f64>() / d.train_images.len() as f64 / 255.0;
+    assert!((mean - 0.130660476274).abs() < 1e-9, "pixel mean {mean}");
+    assert_eq!(d.train_images_sha256, MNIST_SHA256[0]);
+}
+
+#[test]
+fn a_corrupt_file_in_an_mnist_folder_fails_its_checksum() {
+    let src = common::mnist_dir();
+    let dir = common::temp_dir("corrupt-mnist");
+    for f in FILES {
+        fs::copy(src.join(format!("{f}.gz")), dir.join(format!("{f}.gz"))).unwrap();
+    }
+    // Flip one training label: still a valid IDX file, but not MNIST's.
+    let labels = idx::maybe_gunzip("l", fs::read(dir.join("train-labels-idx1-ubyte.gz")).unwrap()).unwrap();
+    let mut bad = labels.clone();
+    bad[100] = (bad[100] + 1) % 10;
+    fs::write(dir.join("train-labels-idx1-ubyte.gz"), gzip(&bad)).unwrap();
+    match dataset::load_dir(&dir).unwrap_err() {
+        DataError::Checksum { file, expected, .. } => {
+            assert!(file.contains("train-labels"), "{file}");
+            assert_eq!(expected, MNIST_SHA256[1]);
+        }
+        other => panic!("{other:?}"),
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn fashion_mnist_is_recognised_when_installed() {
+    let dir = std::path::Path::new("/usr/share/datasets/fashion-mnist");
+    if !dir.join("train-images-idx3-ubyte.gz").exists() {
+        eprintln!("skipped: Debian's dataset-fashion-mnist is not installed (tests/setup.sh installs it as root)");
+        return;
+    }
+    let d = dataset::load_dir(dir).unwrap();
+    assert_eq!((d.name.as_str(), d.n_train(), d.n_test()), ("fashion-mnist", 60_000, 10_000));
+}
+
+#[test]
+fn download_fetches_verifies_and_writes_the_files() {
+    let src = common::mnist_dir();
+    let files: Vec<(String, Vec<u8>)> =
+        FILES.iter().map(|f| (format!("mnist/{f}.gz"), fs::read(src.join(format!("{f}.gz"))).unwrap())).collect();
+    let server = http::serve(files, 8);
+    let dir = common::temp_dir("download");
+    // A mirror that is down comes first; the second one serves.
+    let mirrors = vec!["http://127.0.0.1:9/".to_string(), format!("{}mnist/", server.base)];
+    dataset::download(&dir, &FILES, &mirrors).unwrap();
+    let d = dataset::load_dir(&dir).unwrap();
+    assert_eq!((d.name.as_str(), d.n_train()), ("mnist", 60_000));
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_download_with_the_wrong_content_is_refused_and_leaves_nothing() {
+    let fake = gzip(&idx::encode_labels(&[1, 2, 3]));
+    let server = http::serve(vec![("train-labels-idx1-ubyte.gz".into(), fake)], 2);
+    let dir = common::temp_dir("bad-download");
+    let err = dataset::download(&dir, &["train-labels-idx1-ubyte"], &[server.base.clone()]).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("sha256") && msg.contains("--data"), "{msg}");
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "a rejected download left a file behind");
+    // A 404 is reported too.
+    let err = dataset::download(&dir, &["t10k-labels-idx1-ubyte"], &[server.base.clone()]).unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh machine; quick when everything is there already.
+set -euo pipefail
+
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# Debian packages: optional data sets and (later) GPU drivers. Needs root; skipped otherwise.
+apt_packages=(dataset-fashion-mnist)
+missing=()
+for p in "${apt_packages[@]}"; do have_pkg "$p" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: not root; skipping ${missing[*]} (some tests will say they were skipped)"
+  fi
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo is required (https://rustup.rs)" >&2; exit 1; }
+if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$'; then
+  echo "setup: rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi

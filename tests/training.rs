@@ -1,0 +1,162 @@
+//! The trainer's behaviour: the loss falls, beta moves the KL/reconstruction balance as theory
+//! says, runs are deterministic, and a resumed run equals an uninterrupted one.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use latent_explorer::train::{checkpoint, EpochRecord, LrSchedule, Observer, Outcome, Quiet, TrainConfig, Trainer};
+use latent_explorer::Architecture;
+
+fn small_config(beta: f32) -> TrainConfig {
+    TrainConfig {
+        arch: Architecture::mirrored(784, &[128, 64], 2),
+        epochs: 1,
+        batch_size: 64,
+        lr: 1e-3,
+        beta,
+        seed: 3,
+        threads: 2,
+        iw_samples: 10,
+        limit: None,
+        schedule: LrSchedule::Cosine { floor: 0.1 },
+    }
+}
+
+/// Mean (reconstruction, KL) per example over `steps` steps after `warm` steps of training.
+fn train_terms(beta: f32, warm: usize) -> (f64, f64) {
+    let data = common::mnist_subset(2048, 500);
+    let mut t = Trainer::new(small_config(beta), &data).unwrap();
+    t.bench_steps(warm);
+    let model = &t.state.vae;
+    let x = latent_explorer::dataset::to_intensities(&data.test_images);
+    let terms = model.loss_terms(&x, 1, 0).unwrap();
+    let n = terms.len() as f64;
+    (terms.iter().map(|t| t.reconstruction).sum::<f64>() / n, terms.iter().map(|t| t.kl).sum::<f64>() / n)
+}
+
+#[test]
+fn the_loss_falls_within_a_few_hundred_steps() {
+    let data = common::mnist_subset(2048, 500);
+    let mut t = Trainer::new(small_config(1.0), &data).unwrap();
+    let x = latent_explorer::dataset::to_intensities(&data.test_images);
+    let loss = |t: &Trainer| {
+        let terms = t.state.vae.loss_terms(&x, 1, 0).unwrap();
+        terms.iter().map(|t| t.neg_elbo(1.0)).sum::<f64>() / terms.len() as f64
+    };
+    let before = loss(&t);
+    t.bench_steps(300);
+    let after = loss(&t);
+    // An untrained decoder scores about 784 * ln 2 = 543 nats; a few hundred steps reach < 220.
+    assert!(before > 450.0, "untrained -ELBO {before}");
+    assert!(after < 220.0, "-ELBO after 300 steps {after} (was {before})");
+}
+
+#[test]
+fn beta_zero_frees_the_kl_and_a_large_beta_collapses_it() {
+    let (rec0, kl0) = train_terms(0.0, 300);
+    let (rec1, kl1) = train_terms(1.0, 300);
+    let (rec_big, kl_big) = train_terms(50.0, 300);
+    eprintln!("beta 0: rec {rec0:.1} KL {kl0:.2}; beta 1: rec {rec1:.1} KL {kl1:.2}; beta 50: rec {rec_big:.1} KL {kl_big:.3}");
+    // Without the KL penalty the encoder spends far more nats on the code than with it...
+    assert!(kl0 > 2.0 * kl1, "KL at beta 0 ({kl0}) should far exceed KL at beta 1 ({kl1})");
+    // ...and reconstructs at least as well.
+    assert!(rec0 < rec1 + 1.0, "reconstruction at beta 0 ({rec0}) vs beta 1 ({rec1})");
+    // A heavy penalty pushes q(z|x) onto the prior (posterior collapse): KL near 0, and the
+    // decoder can only draw an average digit.
+    assert!(kl_big < 0.5, "KL at beta 50 is {kl_big}");
+    assert!(rec_big > rec1 + 5.0, "reconstruction at beta 50 ({rec_big}) vs beta 1 ({rec1})");
+}
+
+#[test]
+fn same_seed_same_weights_other_seed_other_weights() {
+    let data = common::mnist_subset(512, 100);
+    let run = |seed: u32| {
+        let mut c = small_config(1.0);
+        c.seed = seed;
+        let mut t = Trainer::new(c, &data).unwrap();
+        t.bench_steps(12);
+        t.state.vae.params().to_vec()
+    };
+    let a = run(1);
+    assert_eq!(a, run(1));
+    assert_ne!(a, run(2));
+}
+
+/// Sets the stop flag after a given number of steps, as Ctrl-C does.
+struct StopAfter<'a> {
+    steps: usize,
+    flag: &'a AtomicBool,
+}
+impl Observer for StopAfter<'_> {
+    fn step(&mut self, _batch: usize, _loss: f64, _eps: f64) {
+        self.steps = self.steps.saturating_sub(1);
+        if self.steps == 0 {
+            self.flag.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn strip_timing(h: &[EpochRecord]) -> Vec<EpochRecord> {
+    h.iter().map(|r| EpochRecord { seconds: 0.0, examples_per_second: 0.0, ..r.clone() }).collect()
+}
+
+#[test]
+fn resuming_mid_epoch_gives_the_uninterrupted_result() {
+    let data = common::mnist_subset(700, 200); // 11 batches of 64 per epoch, the last one short
+    let mut config = small_config(1.0);
+    config.epochs = 3;
+    let dir = common::temp_dir("resume");
+    let never = AtomicBool::new(false);
+
+    let mut straight = Trainer::new(config.clone(), &data).unwrap();
+    assert_eq!(straight.run(&dir.join("a.safetensors"), &mut Quiet, &never).unwrap(), Outcome::Finished);
+
+    // Interrupt in the middle of the second epoch (step 16 of 33), then resume from the file.
+    let out = dir.join("b.safetensors");
+    let flag = AtomicBool::new(false);
+    let mut first = Trainer::new(config, &data).unwrap();
+    let outcome = first.run(&out, &mut StopAfter { steps: 16, flag: &flag }, &flag).unwrap();
+    assert_eq!(outcome, Outcome::Interrupted);
+    let state = checkpoint::load(&dir.join("b.ckpt")).unwrap();
+    assert_eq!((state.epoch, state.batch), (1, 5));
+    let mut resumed = Trainer::from_state(state, &data).unwrap();
+    assert_eq!(resumed.run(&out, &mut Quiet, &never).unwrap(), Outcome::Finished);
+
+    assert_eq!(resumed.state.vae.params(), straight.state.vae.params(), "weights differ after resume");
+    assert_eq!(resumed.state.adam, straight.state.adam, "optimiser state differs after resume");
+    assert_eq!(strip_timing(&resumed.state.history), strip_timing(&straight.state.history));
+    // The JSON-lines log has one line per epoch across the interruption.
+    let log = std::fs::read_to_string(dir.join("b.train.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_checkpoint_round_trips_the_whole_state() {
+    let data = common::mnist_subset(300, 50);
+    let mut t = Trainer::new(small_config(2.0), &data).unwrap();
+    t.bench_steps(3);
+    let dir = common::temp_dir("ckpt");
+    let path = dir.join("x.ckpt");
+    checkpoint::save(&path, &t.state).unwrap();
+    let back = checkpoint::load(&path).unwrap();
+    assert_eq!(back.vae.params(), t.state.vae.params());
+    assert_eq!(back.adam, t.state.adam);
+    assert_eq!((back.epoch, back.batch, back.config.clone()), (t.state.epoch, t.state.batch, t.state.config.clone()));
+    // A model file is not a checkpoint: the error says so.
+    let model = dir.join("m.safetensors");
+    t.finish(&model, latent_explorer::weights::StorageDtype::F32).unwrap();
+    let err = checkpoint::load(&model).unwrap_err().to_string();
+    assert!(err.contains("not a training checkpoint"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_cosine_schedule_starts_at_lr_and_ends_at_the_floor() {
+    let s = LrSchedule::Cosine { floor: 0.01 };
+    assert_eq!(s.at(1e-3, 0, 100), 1e-3);
+    assert!((s.at(1e-3, 50, 100) - 0.505e-3).abs() < 1e-9);
+    assert!((s.at(1e-3, 100, 100) - 1e-5).abs() < 1e-9);
+    assert_eq!(LrSchedule::Constant.at(1e-3, 77, 100), 1e-3);
+}
