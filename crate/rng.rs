@@ -37,15 +37,61 @@ pub fn uniform_below(seed: u32, index: u32, n: u32) -> u32 {
 }
 
 /// A standard normal draw for (seed, index, dim), by Box-Muller on two hashed uniforms.
+///
+/// Written so the CPU and any GPU agree to ~1e-6: GPU `log` and `cos` are only loosely specified
+/// (WGSL promises 2^-11 for cos), and `sqrt(-2 ln u)` magnifies a log error when `u` is near 1.
+/// So `-2 ln u1` uses an atanh series near 1, and `cos` uses exact integer quadrant reduction and
+/// Taylor polynomials, on both sides; only `ln` far from 1 and `sqrt` come from the platform.
 #[inline]
 pub fn normal(seed: u32, index: u32, dim: u32) -> f32 {
     let h = pcg3d(seed, index, dim);
-    // u1 in (0, 1] so the log is finite; u2 in [0, 1).
+    // u1 in (0, 1] so the log is finite.
     let u1 = ((h[0] >> 8) + 1) as f32 * (1.0 / 16_777_216.0);
-    let u2 = (h[1] >> 8) as f32 * (1.0 / 16_777_216.0);
-    let r = (-2.0 * u1.ln()).sqrt();
-    // The angle is kept in [-pi, pi), where GPU cos is accurate.
-    r * (std::f32::consts::TAU * u2 - std::f32::consts::PI).cos()
+    let r = neg2_ln(u1).sqrt();
+    // The angle 2*pi*u2 with u2 = (h[1] >> 8) / 2^24: its top 2 bits are the quadrant.
+    -r * cos_turn(h[1] >> 30, ((h[1] >> 8) & 0x3f_ffff) as f32 * (1.0 / 4_194_304.0))
+}
+
+/// `-2 ln(u)` for `u` in (0, 1].
+#[inline]
+fn neg2_ln(u: f32) -> f32 {
+    if u > 0.5 {
+        // ln(u) = -2 atanh(s), s = (1 - u) / (1 + u) in [0, 1/3); 1 - u is exact here.
+        let w = 1.0 - u;
+        let s = w / (2.0 - w);
+        4.0 * s * atanh_series(s * s)
+    } else {
+        -2.0 * u.ln()
+    }
+}
+
+/// `atanh(s) / s` as a polynomial in `s2 = s^2`, for s in [0, 1/3] (error below 2e-8).
+#[inline]
+fn atanh_series(s2: f32) -> f32 {
+    let p = 1.0 / 15.0;
+    let p = p * s2 + 1.0 / 13.0;
+    let p = p * s2 + 1.0 / 11.0;
+    let p = p * s2 + 1.0 / 9.0;
+    let p = p * s2 + 1.0 / 7.0;
+    let p = p * s2 + 1.0 / 5.0;
+    let p = p * s2 + 1.0 / 3.0;
+    p * s2 + 1.0
+}
+
+/// `cos(2 pi (q + f) / 4)` for quadrant `q` in 0..4 and `f` in [0, 1).
+#[inline]
+fn cos_turn(q: u32, f: f32) -> f32 {
+    let a = f * std::f32::consts::FRAC_PI_2;
+    let a2 = a * a;
+    // Taylor series on [0, pi/2): errors below 1e-8.
+    let c = 1.0 + a2 * (-1.0 / 2.0 + a2 * (1.0 / 24.0 + a2 * (-1.0 / 720.0 + a2 * (1.0 / 40_320.0 + a2 * (-1.0 / 3_628_800.0 + a2 * (1.0 / 479_001_600.0))))));
+    let s = a * (1.0 + a2 * (-1.0 / 6.0 + a2 * (1.0 / 120.0 + a2 * (-1.0 / 5040.0 + a2 * (1.0 / 362_880.0 + a2 * (-1.0 / 39_916_800.0 + a2 * (1.0 / 6_227_020_800.0)))))));
+    match q {
+        0 => c,
+        1 => -s,
+        2 => -c,
+        _ => s,
+    }
 }
 
 /// A random permutation of `0..n` (Fisher-Yates driven by `uniform_below`).
@@ -68,6 +114,22 @@ mod tests {
         assert_ne!(normal(7, 123, 1), normal(8, 123, 1));
         assert_ne!(normal(7, 123, 1), normal(7, 124, 1));
         assert_ne!(normal(7, 123, 1), normal(7, 123, 0));
+    }
+
+    #[test]
+    fn the_portable_pieces_match_libm() {
+        for i in 1..=1000 {
+            let u = i as f32 / 1000.0;
+            let (a, b) = (neg2_ln(u) as f64, -2.0 * (u as f64).ln());
+            assert!((a - b).abs() <= 1e-6 * b.max(1e-3), "{u}: {a} vs {b}");
+        }
+        for q in 0..4 {
+            for i in 0..1000 {
+                let f = i as f32 / 1000.0;
+                let want = (std::f64::consts::FRAC_PI_2 * (q as f64 + f as f64)).cos();
+                assert!((cos_turn(q, f) as f64 - want).abs() < 3e-7, "q {q} f {f}");
+            }
+        }
     }
 
     #[test]

@@ -12,5 +12,12 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 echo "== cargo test"
 cargo test --release --locked
 
-echo "== the library builds for wasm32"
+echo "== the library builds for wasm32, with wgpu's WebGPU backend only"
 cargo build --release --locked --target wasm32-unknown-unknown --lib
+features=$(cargo tree --locked --target wasm32-unknown-unknown -e features -i wgpu)
+if grep -q 'wgpu feature "webgl"' <<<"$features"; then
+  echo "wgpu's webgl feature is enabled for wasm32: WebGL has no compute shaders and it triples the size" >&2
+  exit 1
+fi
+grep -q 'wgpu feature "webgpu"' <<<"$features" || { echo "wgpu's webgpu feature is missing for wasm32" >&2; exit 1; }
+echo "ok: wasm32 build uses wgpu features: $(grep -o 'wgpu feature "[a-z-]*"' <<<"$features" | sort -u | tr '\n' ' ')"

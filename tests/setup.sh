@@ -4,8 +4,9 @@ set -euo pipefail
 
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
-# Debian packages: optional data sets and (later) GPU drivers. Needs root; skipped otherwise.
-apt_packages=(dataset-fashion-mnist)
+# Debian packages: Mesa's lavapipe (a Vulkan driver on the CPU, so the WGSL shaders are tested
+# on machines without a GPU) and Fashion-MNIST. Needs root; skipped otherwise.
+apt_packages=(mesa-vulkan-drivers libvulkan1 dataset-fashion-mnist)
 missing=()
 for p in "${apt_packages[@]}"; do have_pkg "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

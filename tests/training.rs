@@ -124,7 +124,7 @@ fn resuming_mid_epoch_gives_the_uninterrupted_result() {
     assert_eq!(resumed.run(&out, &mut Quiet, &never).unwrap(), Outcome::Finished);
 
     assert_eq!(resumed.state.vae.params(), straight.state.vae.params(), "weights differ after resume");
-    assert_eq!(resumed.state.adam, straight.state.adam, "optimiser state differs after resume");
+    assert!(resumed.state.adam == straight.state.adam, "optimiser state differs after resume");
     assert_eq!(strip_timing(&resumed.state.history), strip_timing(&straight.state.history));
     // The JSON-lines log has one line per epoch across the interruption.
     let log = std::fs::read_to_string(dir.join("b.train.jsonl")).unwrap();
@@ -142,7 +142,7 @@ fn a_checkpoint_round_trips_the_whole_state() {
     checkpoint::save(&path, &t.state).unwrap();
     let back = checkpoint::load(&path).unwrap();
     assert_eq!(back.vae.params(), t.state.vae.params());
-    assert_eq!(back.adam, t.state.adam);
+    assert!(back.adam == t.state.adam, "optimiser state differs after a round trip");
     assert_eq!((back.epoch, back.batch, back.config.clone()), (t.state.epoch, t.state.batch, t.state.config.clone()));
     // A model file is not a checkpoint: the error says so.
     let model = dir.join("m.safetensors");

@@ -24,6 +24,8 @@ struct LoopState {
     epoch: usize,
     batch: usize,
     adam_t: u64,
+    /// The learning rate of the last step (the schedule's value, not the configured one).
+    adam_lr: f32,
     adam_betas: (f32, f32),
     adam_eps: f32,
     epoch_reconstruction: f64,
@@ -41,6 +43,7 @@ pub fn save(path: &Path, st: &TrainState) -> Result<(), ModelError> {
         epoch: st.epoch,
         batch: st.batch,
         adam_t: st.adam.t,
+        adam_lr: st.adam.lr,
         adam_betas: (st.adam.beta1, st.adam.beta2),
         adam_eps: st.adam.eps,
         epoch_reconstruction: st.epoch_sums.reconstruction,
@@ -85,6 +88,7 @@ pub fn load(path: &Path) -> Result<TrainState, ModelError> {
         adam.v.extend(weights::read_tensor(&st, &format!("adam.v.{name}"), &shape, false)?);
     }
     adam.t = ls.adam_t;
+    adam.lr = ls.adam_lr;
     (adam.beta1, adam.beta2) = ls.adam_betas;
     adam.eps = ls.adam_eps;
     Ok(TrainState {

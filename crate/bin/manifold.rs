@@ -1,0 +1,221 @@
+//! `cargo run --release --bin manifold -- --model FILE --grid 20 --backend gpu --out manifold.png`
+//!
+//! Renders the decoded latent grid (Kingma & Welling's figure 4), decodes one point with
+//! `--z x,y`, or benchmarks decoding with `--bench`. The GPU and CPU backends should give the
+//! same picture: this is also the parity check anyone can run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+
+use latent_explorer::fsutil::atomic_write;
+use latent_explorer::gpu::{EngineOptions, GpuEngine};
+use latent_explorer::{rng, weights, Vae};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Decode a grid of latent points (or one point) to a PNG, on the GPU or the CPU")]
+struct Args {
+    /// Model file written by `train`.
+    #[arg(long, default_value = "www/models/mnist-2d.safetensors")]
+    model: PathBuf,
+    /// Grid points per side.
+    #[arg(long, default_value_t = 20)]
+    grid: usize,
+    /// gpu (WGSL through wgpu) or cpu (the reference).
+    #[arg(long, default_value = "gpu", value_parser = ["gpu", "cpu"])]
+    backend: String,
+    /// Output PNG.
+    #[arg(long, default_value = "manifold.png")]
+    out: PathBuf,
+    /// A linear grid over [-R, R] instead of the default spacing by the inverse normal CDF.
+    #[arg(long)]
+    range: Option<f32>,
+    /// Decode this single latent point (comma-separated) to a 28x28 PNG instead of a grid.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    z: Option<Vec<f32>>,
+    /// Benchmark decoding (latency and throughput at batch 1, 64 and 1024) on both backends.
+    #[arg(long)]
+    bench: bool,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let bytes = std::fs::read(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
+    let vae = weights::from_bytes(&bytes).map_err(|e| format!("{}: {e}", args.model.display()))?.vae;
+    if args.bench {
+        return bench(&vae);
+    }
+    let d = vae.arch().latent;
+    let side = (vae.arch().input as f64).sqrt() as usize;
+    if side * side != vae.arch().input {
+        return Err(format!("the model's output ({} values) is not a square image", vae.arch().input));
+    }
+    let (z, cols) = match &args.z {
+        Some(z) => {
+            if z.len() != d {
+                return Err(format!("--z has {} values, the model's latent space has {d}", z.len()));
+            }
+            if z.iter().any(|v| !v.is_finite()) {
+                return Err("--z values must be finite numbers".into());
+            }
+            (z.clone(), 1)
+        }
+        None => {
+            if args.grid == 0 || args.grid > 200 {
+                return Err("--grid must be between 1 and 200".into());
+            }
+            if let Some(r) = args.range {
+                if !(r > 0.0 && r.is_finite()) {
+                    return Err("--range must be a positive number".into());
+                }
+            }
+            (grid_points(args.grid, d, args.range), args.grid)
+        }
+    };
+    let pixels = decode(&vae, &z, &args.backend)?;
+    let png = tile_png(&pixels, cols, side)?;
+    atomic_write(&args.out, &png).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    println!("wrote {} ({} points, {} backend)", args.out.display(), z.len() / d, args.backend);
+    Ok(())
+}
+
+fn decode(vae: &Vae, z: &[f32], backend: &str) -> Result<Vec<f32>, String> {
+    if backend == "cpu" {
+        return vae.decode(z).map_err(|e| e.to_string());
+    }
+    pollster::block_on(async {
+        let engine = GpuEngine::new(vae, EngineOptions::default()).await.map_err(|e| format!("{e}; try --backend cpu"))?;
+        eprintln!("GPU: {}", engine.adapter_name());
+        engine.decode(z).await.map_err(|e| e.to_string())
+    })
+}
+
+/// Grid points, row-major from the top-left: x grows to the right, y grows upwards. Only the
+/// first two latent dimensions vary; the rest stay 0.
+pub fn grid_points(n: usize, latent: usize, range: Option<f32>) -> Vec<f32> {
+    let coord = |i: usize| match range {
+        Some(r) if n > 1 => -r + 2.0 * r * i as f32 / (n - 1) as f32,
+        Some(_) => 0.0,
+        // Evenly spaced probabilities through the inverse CDF of the prior, as in the paper.
+        None => inverse_normal_cdf((i as f64 + 0.5) / n as f64) as f32,
+    };
+    let mut z = Vec::with_capacity(n * n * latent);
+    for row in 0..n {
+        for col in 0..n {
+            let mut p = vec![0.0f32; latent];
+            p[0] = coord(col);
+            if latent > 1 {
+                p[1] = coord(n - 1 - row);
+            }
+            z.extend(p);
+        }
+    }
+    z
+}
+
+/// Acklam's rational approximation of the standard normal quantile (relative error < 1.2e-9).
+pub fn inverse_normal_cdf(p: f64) -> f64 {
+    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
+    const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    let low = 0.02425;
+    if p < low {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - low {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        -inverse_normal_cdf(1.0 - p)
+    }
+}
+
+/// Tiles `n` side x side images (pixel means in [0, 1]) into a grey PNG, `cols` per row.
+fn tile_png(pixels: &[f32], cols: usize, side: usize) -> Result<Vec<u8>, String> {
+    let n = pixels.len() / (side * side);
+    let rows = n.div_ceil(cols);
+    let (w, h) = (cols * side, rows * side);
+    let mut img = vec![0u8; w * h];
+    for (i, digit) in pixels.chunks_exact(side * side).enumerate() {
+        let (gy, gx) = (i / cols, i % cols);
+        for y in 0..side {
+            for x in 0..side {
+                img[(gy * side + y) * w + gx * side + x] = (digit[y * side + x].clamp(0.0, 1.0) * 255.0).round() as u8;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w as u32, h as u32);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(|e| e.to_string())?;
+        writer.write_image_data(&img).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn bench(vae: &Vae) -> Result<(), String> {
+    let d = vae.arch().latent;
+    let engine = pollster::block_on(GpuEngine::new(vae, EngineOptions::default()));
+    match &engine {
+        Ok(e) => println!("GPU adapter: {}{}", e.adapter_name(), if e.has_timer() { "" } else { " (no timestamp queries: GPU time not measured)" }),
+        Err(e) => println!("GPU unavailable: {e}"),
+    }
+    println!("{:<5} {:>6} {:>12} {:>12} {:>14} {:>14}", "", "batch", "p50 ms", "p95 ms", "points/s", "GPU time ms");
+    for batch in [1usize, 64, 1024] {
+        let z: Vec<f32> = (0..batch * d).map(|i| rng::normal(7, (i / d) as u32, (i % d) as u32)).collect();
+        // CPU reference (all cores through rayon).
+        let mut times = Vec::new();
+        let t_end = Instant::now();
+        while times.len() < 20 || (t_end.elapsed().as_secs_f64() < 1.0 && times.len() < 2000) {
+            let t = Instant::now();
+            std::hint::black_box(vae.decode(&z).map_err(|e| e.to_string())?);
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        report("cpu", batch, &mut times, None);
+        if let Ok(engine) = &engine {
+            let mut times = Vec::new();
+            let mut gpu = Vec::new();
+            for _ in 0..3 {
+                pollster::block_on(engine.decode_timed(&z)).map_err(|e| e.to_string())?;
+            }
+            let t_end = Instant::now();
+            while times.len() < 10 || (t_end.elapsed().as_secs_f64() < 2.0 && times.len() < 1000) {
+                let t = Instant::now();
+                let (_, ms) = pollster::block_on(engine.decode_timed(&z)).map_err(|e| e.to_string())?;
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+                gpu.extend(ms);
+            }
+            gpu.sort_by(|a, b| a.total_cmp(b));
+            report("gpu", batch, &mut times, (!gpu.is_empty()).then(|| percentile(&gpu, 0.5)));
+        }
+    }
+    println!("(latency is wall time per decode call including upload and readback; GPU time is the median of the compute pass's timestamps)");
+    Ok(())
+}
+
+fn report(backend: &str, batch: usize, times: &mut [f64], gpu_ms: Option<f64>) {
+    times.sort_by(|a, b| a.total_cmp(b));
+    let p50 = percentile(times, 0.5);
+    let gpu = gpu_ms.map(|g| format!("{g:.4}")).unwrap_or_else(|| "-".into());
+    println!("{backend:<5} {batch:>6} {p50:>12.4} {:>12.4} {:>14.0} {gpu:>14}", percentile(times, 0.95), batch as f64 / (p50 / 1e3));
+}

@@ -1,0 +1,636 @@
+//! The GPU engine: the VAE's decoder, encoder and reparameterization sampler as WGSL compute
+//! shaders through wgpu, natively (Vulkan, Metal, DX12) and in the browser (WebGPU).
+//!
+//! One type owns the device, the weight buffers and the pipelines. Its methods are async and
+//! never block, so the same code runs on the web; native callers block at their edge (the CLI
+//! uses pollster). Batches larger than the device allows in one dispatch or binding are split.
+//! Every path is tested against the CPU reference in `model.rs`.
+
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::architecture::{Activation, Architecture};
+use crate::model::Vae;
+
+/// Shaders are shared by native and web builds, straight from `shaders/`.
+const DENSE_WGSL: &str = include_str!("../shaders/decoder.wgsl");
+const SAMPLER_WGSL: &str = include_str!("../shaders/sampler.wgsl");
+
+/// Batch rows per invocation in `decoder.wgsl` (its `ROWS`).
+const ROWS_PER_INVOCATION: usize = 4;
+const WORKGROUP: usize = 64;
+
+/// Why the GPU path is unavailable or failed. The caller can fall back to the CPU reference.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("no GPU adapter found ({0})")]
+    NoAdapter(String),
+    #[error("the GPU adapter refused a device: {0}")]
+    RequestDevice(String),
+    #[error("the GPU adapter cannot run this model: {0}")]
+    Unsupported(String),
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
+    #[error("the GPU ran out of memory: {0}")]
+    OutOfMemory(String),
+    #[error("GPU validation error: {0}")]
+    Validation(String),
+    #[error("reading results back from the GPU failed: {0}")]
+    Readback(String),
+    #[error(transparent)]
+    Input(#[from] crate::error::ModelError),
+}
+
+/// Options for [`GpuEngine::new`].
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    /// Caps the rows per dispatch below the device's own limit (tests use it to exercise the
+    /// splitting of large batches without huge inputs).
+    pub max_rows_per_dispatch: Option<usize>,
+    /// Prefer a low-power adapter (integrated GPU) over a discrete one.
+    pub low_power: bool,
+}
+
+/// A dense layer on the GPU: W transposed and padded to whole vec4 columns.
+struct GpuLayer {
+    wt: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    n_in: usize,
+    n_out: usize,
+    act: u32,
+}
+
+impl GpuLayer {
+    fn n_out4(&self) -> usize {
+        self.n_out.div_ceil(4)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct DenseDims {
+    rows: u32,
+    n_in: u32,
+    n_out4: u32,
+    in_stride: u32,
+    out_stride4: u32,
+    act: u32,
+    x_offset: u32,
+    y_offset4: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SampleParams {
+    n: u32,
+    k: u32,
+    latent: u32,
+    seed: u32,
+    index0: u32,
+    stats_stride: u32,
+    logvar_offset: u32,
+    row_width: u32,
+}
+
+/// Decoded pixels left on the GPU, for a render pass to draw without a readback.
+pub struct GpuBatch {
+    /// `rows * width` f32 values, row-major (usage STORAGE | COPY_SRC).
+    pub buffer: wgpu::Buffer,
+    pub rows: usize,
+    pub width: usize,
+}
+
+/// Timestamp queries, where the adapter has them, to measure GPU time (benchmarks).
+struct Timer {
+    queries: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    period_ns: f32,
+}
+
+pub struct GpuEngine {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    arch: Architecture,
+    dense: wgpu::ComputePipeline,
+    sampler: wgpu::ComputePipeline,
+    encoder: Vec<GpuLayer>,
+    decoder: Vec<GpuLayer>,
+    max_rows: usize,
+    max_workgroups: u32,
+    timer: Option<Timer>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+fn act_code(a: Activation) -> u32 {
+    match a {
+        Activation::Identity => 0,
+        Activation::Relu => 1,
+        Activation::Sigmoid => 2,
+    }
+}
+
+impl GpuEngine {
+    /// Finds an adapter, opens a device and uploads the model.
+    pub async fn new(vae: &Vae, options: EngineOptions) -> Result<Self, GpuError> {
+        #[cfg(target_arch = "wasm32")]
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        // Natively WGPU_BACKEND (vulkan, metal, dx12) may pick the backend.
+        #[cfg(not(target_arch = "wasm32"))]
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let power = if options.low_power { wgpu::PowerPreference::LowPower } else { wgpu::PowerPreference::HighPerformance };
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions { power_preference: power, ..Default::default() })
+            .await
+            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        Self::with_adapter(adapter, vae, options).await
+    }
+
+    /// Opens a device on a given adapter and uploads the model.
+    pub async fn with_adapter(adapter: wgpu::Adapter, vae: &Vae, options: EngineOptions) -> Result<Self, GpuError> {
+        let info = adapter.get_info();
+        let downlevel = adapter.get_downlevel_capabilities();
+        if !downlevel.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
+            return Err(GpuError::Unsupported(format!("{} has no compute shaders", info.name)));
+        }
+        let limits = adapter.limits();
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("latent-explorer"),
+                required_features: features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
+        let lost = Arc::new(Mutex::new(None));
+        {
+            let lost = lost.clone();
+            device.set_device_lost_callback(move |reason, message| {
+                if let Ok(mut l) = lost.lock() {
+                    *l = Some(format!("{reason:?}: {message}"));
+                }
+            });
+        }
+
+        let arch = vae.arch().clone();
+        let widest = arch.all_layers().iter().map(|l| l.n_out.div_ceil(4) * 4).max().unwrap_or(4).max(arch.input);
+        // Rows per dispatch: the grid's y limit, and the largest activation buffer a binding allows.
+        let by_grid = limits.max_compute_workgroups_per_dimension as usize * ROWS_PER_INVOCATION;
+        let by_binding = (limits.max_storage_buffer_binding_size as usize).min(limits.max_buffer_size as usize) / (4 * widest);
+        let mut max_rows = by_grid.min(by_binding).max(1);
+        if let Some(cap) = options.max_rows_per_dispatch {
+            max_rows = max_rows.min(cap.max(1));
+        }
+
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = |src: &str, entry: &str| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(entry),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let dense = pipeline(DENSE_WGSL, "dense");
+        let sampler = pipeline(SAMPLER_WGSL, "sample");
+        if let Some(e) = scope.pop().await {
+            return Err(GpuError::Validation(format!("compiling the shaders: {e}")));
+        }
+
+        let upload = |label: &str, data: &[f32]| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+        };
+        // W [out, in] -> W^T [in, out4 * 4], zero padded; bias padded likewise.
+        let layer = |label: &str, rows: Vec<(&[f32], &[f32])>, n_in: usize, act: Activation| {
+            let n_out: usize = rows.iter().map(|(_, b)| b.len()).sum();
+            let width = n_out.div_ceil(4) * 4;
+            let mut wt = vec![0.0f32; n_in * width];
+            let mut bias = vec![0.0f32; width];
+            let mut o = 0;
+            for (w, b) in rows {
+                for (r, &bv) in b.iter().enumerate() {
+                    for k in 0..n_in {
+                        wt[k * width + o + r] = w[r * n_in + k];
+                    }
+                    bias[o + r] = bv;
+                }
+                o += b.len();
+            }
+            GpuLayer { wt: upload(label, &wt), bias: upload(label, &bias), n_in, n_out, act: act_code(act) }
+        };
+        let lay = vae.layout();
+        let mut encoder: Vec<GpuLayer> = lay
+            .encoder
+            .iter()
+            .map(|&i| {
+                let (l, w, b) = vae.layer(i);
+                layer(&l.name, vec![(w, b)], l.n_in, l.activation)
+            })
+            .collect();
+        // The two heads as one layer: outputs [mu (latent) | logvar (latent)].
+        let (mu_spec, mu_w, mu_b) = vae.layer(lay.mu);
+        let (_, lv_w, lv_b) = vae.layer(lay.logvar);
+        encoder.push(layer("encoder.heads", vec![(mu_w, mu_b), (lv_w, lv_b)], mu_spec.n_in, Activation::Identity));
+        let decoder = lay
+            .decoder
+            .iter()
+            .map(|&i| {
+                let (l, w, b) = vae.layer(i);
+                layer(&l.name, vec![(w, b)], l.n_in, l.activation)
+            })
+            .collect();
+
+        let timer = timestamps.then(|| Timer {
+            queries: device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("timer"), ty: wgpu::QueryType::Timestamp, count: 2 }),
+            resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timer.resolve"),
+                size: 16,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            period_ns: queue.get_timestamp_period(),
+        });
+
+        Ok(GpuEngine {
+            device,
+            queue,
+            info,
+            arch,
+            dense,
+            sampler,
+            encoder,
+            decoder,
+            max_rows,
+            max_workgroups: limits.max_compute_workgroups_per_dimension,
+            timer,
+            lost,
+        })
+    }
+
+    /// The adapter in use, e.g. "NVIDIA H100 (Vulkan)" or "llvmpipe (Vulkan, CPU)".
+    pub fn adapter_name(&self) -> String {
+        let kind = if self.info.device_type == wgpu::DeviceType::Cpu { ", CPU" } else { "" };
+        format!("{} ({:?}{kind})", self.info.name, self.info.backend)
+    }
+
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    pub fn arch(&self) -> &Architecture {
+        &self.arch
+    }
+
+    /// Rows processed per dispatch; larger batches are split into chunks of this size.
+    pub fn max_rows_per_dispatch(&self) -> usize {
+        self.max_rows
+    }
+
+    /// Whether GPU time can be measured ([`GpuEngine::decode_timed`]).
+    pub fn has_timer(&self) -> bool {
+        self.timer.is_some()
+    }
+
+    fn check_lost(&self) -> Result<(), GpuError> {
+        match self.lost.lock().ok().and_then(|l| l.clone()) {
+            Some(reason) => Err(GpuError::DeviceLost(reason)),
+            None => Ok(()),
+        }
+    }
+
+    fn storage(&self, label: &str, floats: usize, extra: wgpu::BufferUsages) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (floats.max(4) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | extra,
+            mapped_at_creation: false,
+        })
+    }
+
+    fn upload(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
+        let data: &[f32] = if data.is_empty() { &[0.0; 4] } else { data };
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        })
+    }
+
+    /// Records a chain of dense layers over `rows` rows into one compute pass: input at float
+    /// `x_offset` of `x` with row stride `in_stride`; the last layer writes `out` at row `row0`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_chain(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        layers: &[GpuLayer],
+        x: &wgpu::Buffer,
+        x_offset: usize,
+        in_stride: usize,
+        rows: usize,
+        out: &wgpu::Buffer,
+        row0: usize,
+    ) {
+        let layout = self.dense.get_bind_group_layout(0);
+        let mut input = (x.clone(), x_offset, in_stride);
+        for (li, l) in layers.iter().enumerate() {
+            let last = li + 1 == layers.len();
+            let width = l.n_out4() * 4;
+            let (y, y_row0) = if last { (out.clone(), row0) } else { (self.storage("activations", rows * width, wgpu::BufferUsages::empty()), 0) };
+            let dims = DenseDims {
+                rows: rows as u32,
+                n_in: l.n_in as u32,
+                n_out4: l.n_out4() as u32,
+                in_stride: input.2 as u32,
+                out_stride4: l.n_out4() as u32,
+                act: l.act,
+                x_offset: input.1 as u32,
+                y_offset4: (y_row0 * l.n_out4()) as u32,
+            };
+            let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("dims"),
+                contents: bytemuck::bytes_of(&dims),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+            let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("dense"),
+                layout: &layout,
+                entries: &[
+                    wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 1, resource: input.0.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 2, resource: l.wt.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 3, resource: l.bias.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 4, resource: y.as_entire_binding() },
+                ],
+            });
+            pass.set_pipeline(&self.dense);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(l.n_out4().div_ceil(WORKGROUP) as u32, rows.div_ceil(ROWS_PER_INVOCATION) as u32, 1);
+            input = (y, 0, width);
+        }
+    }
+
+    /// Runs a chain over all rows of `x`, chunk by chunk, into a new buffer of `rows * width`.
+    fn run_chain(&self, layers: &[GpuLayer], x: &wgpu::Buffer, in_stride: usize, rows: usize, timed: bool) -> (wgpu::Buffer, usize) {
+        let width = layers.last().map(|l| l.n_out4() * 4).unwrap_or(in_stride);
+        let out = self.storage("output", rows * width, wgpu::BufferUsages::COPY_SRC);
+        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("chain") });
+        {
+            let timestamp_writes = match (&self.timer, timed) {
+                (Some(t), true) => Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &t.queries,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
+                _ => None,
+            };
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("chain"), timestamp_writes });
+            for start in (0..rows).step_by(self.max_rows) {
+                let n = self.max_rows.min(rows - start);
+                self.record_chain(&mut pass, layers, x, start * in_stride, in_stride, n, &out, start);
+            }
+        }
+        if let (Some(t), true) = (&self.timer, timed) {
+            enc.resolve_query_set(&t.queries, 0..2, &t.resolve, 0);
+        }
+        self.queue.submit([enc.finish()]);
+        (out, width)
+    }
+
+    /// Copies `floats` values from `buffer` (optionally plus the timer) and waits for them.
+    async fn read(&self, buffer: &wgpu::Buffer, floats: usize, timed: bool) -> Result<(Vec<f32>, Option<f64>), GpuError> {
+        let bytes = (floats * 4) as u64;
+        let timer = self.timer.as_ref().filter(|_| timed);
+        let staging_size = bytes.max(4) + if timer.is_some() { 16 } else { 0 };
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: staging_size.div_ceil(8) * 8,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        if bytes > 0 {
+            enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+        }
+        let ts_offset = bytes.max(4).div_ceil(8) * 8;
+        if let Some(t) = timer {
+            enc.copy_buffer_to_buffer(&t.resolve, 0, &staging, ts_offset, 16);
+        }
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        // Natively, drive the device until the map completes; on the web the browser does.
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
+        rx.await
+            .map_err(|_| GpuError::Readback("the map callback was dropped".into()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        self.check_lost()?;
+        let view = staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
+        let values: Vec<f32> = bytemuck::cast_slice::<u8, f32>(&view[..bytes as usize]).to_vec();
+        let gpu_ms = timer.map(|t| {
+            let ts: &[u64] = bytemuck::cast_slice(&view[ts_offset as usize..ts_offset as usize + 16]);
+            ts[1].saturating_sub(ts[0]) as f64 * t.period_ns as f64 / 1e6
+        });
+        drop(view);
+        staging.unmap();
+        Ok((values, gpu_ms))
+    }
+
+    /// Runs `f` (which records and submits work) inside out-of-memory and validation error
+    /// scopes, turning a failure into an error the caller can fall back from.
+    async fn guarded<T>(&self, f: impl FnOnce() -> T) -> Result<T, GpuError> {
+        self.check_lost()?;
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = validation.pop().await;
+        let o = oom.pop().await;
+        if let Some(e) = o {
+            return Err(GpuError::OutOfMemory(e.to_string()));
+        }
+        if let Some(e) = v {
+            return Err(GpuError::Validation(e.to_string()));
+        }
+        self.check_lost()?;
+        Ok(out)
+    }
+
+    fn check(&self, values: &[f32], per_item: usize, what: &'static str) -> Result<usize, GpuError> {
+        if values.len() % per_item != 0 {
+            return Err(crate::error::ModelError::InputSize { what, per_item, found: values.len() }.into());
+        }
+        Ok(values.len() / per_item)
+    }
+
+    /// Decodes latent points into a GPU buffer of pixel means (no readback): the page's hot path.
+    pub async fn decode_to_buffer(&self, z: &[f32]) -> Result<GpuBatch, GpuError> {
+        let rows = self.check(z, self.arch.latent, "latent points")?;
+        let (buffer, width) = self
+            .guarded(|| {
+                let x = self.upload("z", z);
+                self.run_chain(&self.decoder, &x, self.arch.latent, rows, false)
+            })
+            .await?;
+        Ok(GpuBatch { buffer, rows, width })
+    }
+
+    /// Reads a decoded batch back: `rows * input` pixel means.
+    pub async fn read_batch(&self, batch: &GpuBatch) -> Result<Vec<f32>, GpuError> {
+        Ok(self.read(&batch.buffer, batch.rows * batch.width, false).await?.0)
+    }
+
+    /// Decodes latent points (`n * latent`) to pixel means (`n * input`).
+    pub async fn decode(&self, z: &[f32]) -> Result<Vec<f32>, GpuError> {
+        Ok(self.decode_timed(z).await?.0)
+    }
+
+    /// [`GpuEngine::decode`], plus the GPU time of the decode in milliseconds where the adapter
+    /// supports timestamp queries.
+    pub async fn decode_timed(&self, z: &[f32]) -> Result<(Vec<f32>, Option<f64>), GpuError> {
+        let rows = self.check(z, self.arch.latent, "latent points")?;
+        let (buffer, width) = self
+            .guarded(|| {
+                let x = self.upload("z", z);
+                self.run_chain(&self.decoder, &x, self.arch.latent, rows, true)
+            })
+            .await?;
+        let (mut pixels, ms) = self.read(&buffer, rows * width, true).await?;
+        let n = self.arch.input;
+        if width != n {
+            // Output rows are padded to whole vec4s; drop the padding.
+            pixels = pixels.chunks_exact(width).flat_map(|r| r[..n].iter().copied()).collect();
+        }
+        Ok((pixels, ms))
+    }
+
+    /// Encodes images (`n * input` intensities in [0, 1]) to (mu, logvar), each `n * latent`.
+    pub async fn encode(&self, images: &[f32]) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
+        let rows = self.check(images, self.arch.input, "images")?;
+        let (buffer, width) = self
+            .guarded(|| {
+                let x = self.upload("images", images);
+                self.run_chain(&self.encoder, &x, self.arch.input, rows, false)
+            })
+            .await?;
+        let (stats, _) = self.read(&buffer, rows * width, false).await?;
+        let d = self.arch.latent;
+        let mut mu = Vec::with_capacity(rows * d);
+        let mut logvar = Vec::with_capacity(rows * d);
+        for row in stats.chunks_exact(width) {
+            mu.extend_from_slice(&row[..d]);
+            logvar.extend_from_slice(&row[d..2 * d]);
+        }
+        Ok((mu, logvar))
+    }
+
+    /// Records the sampler: `k` samples for each of the `n` rows of `stats` ([mu | logvar]).
+    fn run_sampler(&self, stats: &wgpu::Buffer, stride: usize, n: usize, k: usize, seed: u32) -> wgpu::Buffer {
+        let d = self.arch.latent;
+        let total = n * k * d;
+        let z = self.storage("z", total, wgpu::BufferUsages::COPY_SRC);
+        let groups = total.div_ceil(WORKGROUP).max(1);
+        let gx = groups.min(self.max_workgroups as usize);
+        let gy = groups.div_ceil(gx);
+        let params = SampleParams {
+            n: n as u32,
+            k: k as u32,
+            latent: d as u32,
+            seed,
+            index0: 0,
+            stats_stride: stride as u32,
+            logvar_offset: d as u32,
+            row_width: (gx * WORKGROUP) as u32,
+        };
+        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("sample.params"),
+            contents: bytemuck::bytes_of(&params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("sample"),
+            layout: &self.sampler.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: stats.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 2, resource: z.as_entire_binding() },
+            ],
+        });
+        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("sample") });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("sample"), timestamp_writes: None });
+            pass.set_pipeline(&self.sampler);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(gx as u32, gy as u32, 1);
+        }
+        self.queue.submit([enc.finish()]);
+        z
+    }
+
+    fn upload_stats(&self, mu: &[f32], logvar: &[f32]) -> Result<(wgpu::Buffer, usize), GpuError> {
+        let d = self.arch.latent;
+        let n = self.check(mu, d, "means")?;
+        if logvar.len() != mu.len() {
+            return Err(crate::error::ModelError::InputSize { what: "log-variances (one per mean)", per_item: d, found: logvar.len() }.into());
+        }
+        let mut stats = Vec::with_capacity(2 * mu.len());
+        for i in 0..n {
+            stats.extend_from_slice(&mu[i * d..(i + 1) * d]);
+            stats.extend_from_slice(&logvar[i * d..(i + 1) * d]);
+        }
+        Ok((self.upload("stats", &stats), n))
+    }
+
+    /// `k` reparameterized samples `z = mu + exp(logvar / 2) * eps` per row of (mu, logvar):
+    /// `n * k * latent` values, sample `j` of row `i` drawn with index `i * k + j`, exactly as
+    /// `model::reparameterize(mu, logvar, latent, k, seed, 0)` on the CPU.
+    pub async fn sample(&self, mu: &[f32], logvar: &[f32], k: usize, seed: u32) -> Result<Vec<f32>, GpuError> {
+        let (stats, n) = self.upload_stats(mu, logvar)?;
+        let total = n * k * self.arch.latent;
+        if total > u32::MAX as usize {
+            return Err(GpuError::Unsupported(format!("{total} sample values exceed one sampler dispatch")));
+        }
+        let z = self.guarded(|| self.run_sampler(&stats, 2 * self.arch.latent, n, k, seed)).await?;
+        Ok(self.read(&z, total, false).await?.0)
+    }
+
+    /// Samples on the GPU and decodes the samples there too: (zs, pixels).
+    pub async fn sample_and_decode(&self, mu: &[f32], logvar: &[f32], k: usize, seed: u32) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
+        let (stats, n) = self.upload_stats(mu, logvar)?;
+        let d = self.arch.latent;
+        let rows = n * k;
+        let (z, (pixels, width)) = self
+            .guarded(|| {
+                let z = self.run_sampler(&stats, 2 * d, n, k, seed);
+                let out = self.run_chain(&self.decoder, &z, d, rows, false);
+                (z, out)
+            })
+            .await?;
+        let zs = self.read(&z, rows * d, false).await?.0;
+        let px = self.read(&pixels, rows * width, false).await?.0;
+        Ok((zs, px))
+    }
+}
