@@ -35,9 +35,12 @@ struct Args {
     /// Decode this single latent point (comma-separated) to a 28x28 PNG instead of a grid.
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     z: Option<Vec<f32>>,
-    /// Benchmark decoding (latency and throughput at batch 1, 64 and 1024) on both backends.
+    /// Benchmark decoding (latency and throughput per batch size) on both backends.
     #[arg(long)]
     bench: bool,
+    /// Batch sizes for --bench.
+    #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
+    batches: Vec<usize>,
 }
 
 fn main() -> ExitCode {
@@ -54,7 +57,7 @@ fn run(args: Args) -> Result<(), String> {
     let bytes = std::fs::read(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
     let vae = weights::from_bytes(&bytes).map_err(|e| format!("{}: {e}", args.model.display()))?.vae;
     if args.bench {
-        return bench(&vae);
+        return bench(&vae, &args.batches);
     }
     let d = vae.arch().latent;
     let side = (vae.arch().input as f64).sqrt() as usize;
@@ -173,7 +176,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn bench(vae: &Vae) -> Result<(), String> {
+fn bench(vae: &Vae, batches: &[usize]) -> Result<(), String> {
     let d = vae.arch().latent;
     let engine = pollster::block_on(GpuEngine::new(vae, EngineOptions::default()));
     match &engine {
@@ -181,7 +184,10 @@ fn bench(vae: &Vae) -> Result<(), String> {
         Err(e) => println!("GPU unavailable: {e}"),
     }
     println!("{:<5} {:>6} {:>12} {:>12} {:>14} {:>14}", "", "batch", "p50 ms", "p95 ms", "points/s", "GPU time ms");
-    for batch in [1usize, 64, 1024] {
+    for &batch in batches {
+        if batch == 0 {
+            return Err("--batches sizes must be at least 1".into());
+        }
         let z: Vec<f32> = (0..batch * d).map(|i| rng::normal(7, (i / d) as u32, (i % d) as u32)).collect();
         // CPU reference (all cores through rayon).
         let mut times = Vec::new();
