@@ -231,3 +231,18 @@ fn manifold_png_is_the_same_from_the_gpu_and_the_cpu() {
     assert_eq!(read_png(&dir.join("point-gpu.png")).0, 28);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn without_an_adapter_the_cli_says_so_and_points_to_the_cpu_backend() {
+    // No Metal on Linux (and no Vulkan on macOS): wgpu finds no adapter for the forced backend.
+    let backend = if cfg!(target_os = "macos") { "vulkan" } else { "metal" };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_manifold"))
+        .args(["--model", SHIPPED, "--z=0,0", "--out", "/dev/null"])
+        .env("WGPU_BACKEND", backend)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no GPU adapter") && err.contains("--backend cpu"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
