@@ -11,6 +11,7 @@ pub mod gemm;
 pub mod gpu;
 pub mod idx;
 pub mod model;
+pub mod preprocess;
 pub mod rng;
 pub mod weights;
 

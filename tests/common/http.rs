@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! A tiny HTTP/1.1 file server on 127.0.0.1 for download tests: serves a fixed set of
 //! (path, body) pairs, answers 404 otherwise, and stops after `max_requests`.
 
