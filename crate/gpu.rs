@@ -281,10 +281,16 @@ impl GpuEngine {
         })
     }
 
-    /// The adapter in use, e.g. "NVIDIA H100 (Vulkan)" or "llvmpipe (Vulkan, CPU)".
+    /// The adapter in use, e.g. "NVIDIA H100 (Vulkan)" or "llvmpipe (Vulkan, software)".
+    /// Browsers may hide the adapter's name.
     pub fn adapter_name(&self) -> String {
-        let kind = if self.info.device_type == wgpu::DeviceType::Cpu { ", CPU" } else { "" };
-        format!("{} ({:?}{kind})", self.info.name, self.info.backend)
+        let kind = if self.info.device_type == wgpu::DeviceType::Cpu { ", software" } else { "" };
+        let name = if self.info.name.is_empty() { "unnamed adapter" } else { &self.info.name };
+        let backend = match self.info.backend {
+            wgpu::Backend::BrowserWebGpu => "WebGPU".to_string(),
+            other => format!("{other:?}"),
+        };
+        format!("{name} ({backend}{kind})")
     }
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {

@@ -15,6 +15,9 @@ pub mod preprocess;
 pub mod rng;
 pub mod weights;
 
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
 #[cfg(not(target_arch = "wasm32"))]
 pub mod dataset;
 #[cfg(not(target_arch = "wasm32"))]

@@ -90,7 +90,7 @@ fn ctrl_c_writes_a_checkpoint_and_resume_matches_an_uninterrupted_run() {
     let (code, text) = run(train().args(common_args).args(["--out", "a.safetensors"]).current_dir(&dir));
     assert_eq!(code, 0, "{text}");
 
-    let mut child = train()
+    let child = train()
         .args(common_args)
         .args(["--out", "b.safetensors"])
         .current_dir(&dir)

@@ -21,3 +21,7 @@ if grep -q 'wgpu feature "webgl"' <<<"$features"; then
 fi
 grep -q 'wgpu feature "webgpu"' <<<"$features" || { echo "wgpu's webgpu feature is missing for wasm32" >&2; exit 1; }
 echo "ok: wasm32 build uses wgpu features: $(grep -o 'wgpu feature "[a-z-]*"' <<<"$features" | sort -u | tr '\n' ' ')"
+
+echo "== the page in a real browser (Chromium, with and without WebGPU)"
+bash www/build.sh
+node --test --test-concurrency=1 tests/browser/explorer.test.mjs

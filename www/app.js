@@ -1,0 +1,360 @@
+// The explorer page: draws the latent plane, keeps the decoded digit in step with the point,
+// samples around it, and encodes drawings and uploads. The model runs in Rust (wasm): on WebGPU
+// when the browser has it, else on the CPU reference. `?backend=webgpu|cpu` forces a backend.
+import init, { Explorer, preprocessRgba } from "./pkg/latent_explorer.js";
+
+const $ = (id) => document.getElementById(id);
+const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const MAX_UPLOAD_PIXELS = 4096 * 4096; // as crate/preprocess.rs
+const SAMPLES = 16;
+
+const state = {
+  explorer: null, side: 28, latent: 2, range: 4,
+  z: [0, 0],            // the point
+  sigma: null,          // encoder's sigma for the point, when it came from an encoding
+  samples: [],          // sampled z's, drawn as dots
+  seed: 1,
+  lastDecodeMs: null,
+  decoding: false, pendingZ: null,
+  lastInputTime: 0,     // timeStamp of the last pointer or key event that moved the point (benchmarks)
+};
+
+function showError(message) {
+  const el = $("error");
+  el.textContent = message;
+  el.hidden = !message;
+}
+
+function setStatus() {
+  const e = state.explorer;
+  if (!e) return;
+  const t = state.lastDecodeMs == null ? "" : ` · last decode ${state.lastDecodeMs.toFixed(1)} ms`;
+  $("status").textContent = `backend: ${e.backend()}${t}`;
+  const note = e.gpuNote();
+  $("notice").hidden = !note;
+  if (note) $("notice").textContent = `Not using the GPU: ${note}. Everything still works on the CPU (the same model, compiled to WebAssembly).`;
+}
+
+// ---- the latent plane -------------------------------------------------------------------
+const plane = $("plane");
+const pctx = plane.getContext("2d");
+let planeBackdrop = null; // the scatter, drawn once per model
+
+function toCanvas([x, y]) {
+  const s = plane.width / (2 * state.range);
+  return [(x + state.range) * s, (state.range - y) * s];
+}
+
+function fromClient(clientX, clientY) {
+  const r = plane.getBoundingClientRect();
+  const fx = (clientX - r.left) / r.width, fy = (clientY - r.top) / r.height;
+  const clamp = (v) => Math.max(-state.range, Math.min(state.range, v));
+  return [clamp((fx * 2 - 1) * state.range), clamp((1 - fy * 2) * state.range)];
+}
+
+function drawBackdrop() {
+  const e = state.explorer;
+  const mu = e.embeddingMu(), labels = e.embeddingLabels(), d = state.latent;
+  // A symmetric range that holds 99.5% of the points, rounded up to a whole unit.
+  const mags = [];
+  for (let i = 0; i < labels.length; i++) mags.push(Math.max(Math.abs(mu[i * d]), Math.abs(mu[i * d + 1] ?? 0)));
+  mags.sort((a, b) => a - b);
+  state.range = mags.length ? Math.max(2, Math.ceil(mags[Math.floor(mags.length * 0.995)] ?? 3)) : 4;
+  const W = plane.width;
+  pctx.fillStyle = "#fff";
+  pctx.fillRect(0, 0, W, W);
+  // Axes and unit grid.
+  pctx.strokeStyle = "#eee";
+  pctx.fillStyle = "#888";
+  pctx.font = "11px system-ui";
+  for (let v = -state.range; v <= state.range; v++) {
+    const [cx] = toCanvas([v, 0]);
+    const [, cy] = toCanvas([0, v]);
+    pctx.beginPath(); pctx.moveTo(cx, 0); pctx.lineTo(cx, W); pctx.stroke();
+    pctx.beginPath(); pctx.moveTo(0, cy); pctx.lineTo(W, cy); pctx.stroke();
+    if (v !== 0) { pctx.fillText(String(v), cx + 2, W / 2 - 3); pctx.fillText(String(v), W / 2 + 3, cy - 2); }
+  }
+  pctx.strokeStyle = "#bbb";
+  pctx.beginPath(); pctx.moveTo(W / 2, 0); pctx.lineTo(W / 2, W); pctx.moveTo(0, W / 2); pctx.lineTo(W, W / 2); pctx.stroke();
+  pctx.fillText("z₁", W - 16, W / 2 + 14);
+  pctx.fillText("z₂", W / 2 + 6, 12);
+  pctx.globalAlpha = 0.55;
+  for (let i = 0; i < labels.length; i++) {
+    const [cx, cy] = toCanvas([mu[i * d], mu[i * d + 1] ?? 0]);
+    pctx.fillStyle = COLORS[labels[i] % 10];
+    pctx.fillRect(cx - 1.2, cy - 1.2, 2.4, 2.4);
+  }
+  pctx.globalAlpha = 1;
+  planeBackdrop = pctx.getImageData(0, 0, W, W);
+  $("legend").innerHTML = COLORS.map((c, i) => `<span style="--c:${c}">${i}</span>`).join("");
+}
+
+function drawPlane() {
+  if (!planeBackdrop) return;
+  pctx.putImageData(planeBackdrop, 0, 0);
+  // q(z|x) as a 1- and 2-sigma ellipse, when the point came from an encoding.
+  if (state.sigma) {
+    const s = plane.width / (2 * state.range);
+    const [cx, cy] = toCanvas(state.z);
+    pctx.strokeStyle = "#d1495b";
+    for (const k of [1, 2]) {
+      pctx.beginPath();
+      pctx.ellipse(cx, cy, k * state.sigma[0] * s, k * state.sigma[1] * s, 0, 0, 2 * Math.PI);
+      pctx.stroke();
+    }
+  }
+  pctx.fillStyle = "#111";
+  for (const z of state.samples) {
+    const [cx, cy] = toCanvas(z);
+    pctx.beginPath(); pctx.arc(cx, cy, 3, 0, 2 * Math.PI); pctx.fill();
+  }
+  const [px, py] = toCanvas(state.z);
+  const point = $("point");
+  point.style.left = `${(100 * px) / plane.width}%`;
+  point.style.top = `${(100 * py) / plane.height}%`;
+  point.setAttribute("aria-valuetext", `z = ${fmt(state.z)}`);
+}
+
+const fmt = (z) => z.map((v) => v.toFixed(3)).join(", ");
+
+// ---- digits -----------------------------------------------------------------------------
+function paintDigit(canvas, pixels, offset = 0) {
+  const n = state.side;
+  canvas.width = n; canvas.height = n;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(n, n);
+  for (let i = 0; i < n * n; i++) {
+    const v = Math.round(Math.max(0, Math.min(1, pixels[offset + i])) * 255);
+    img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = v;
+    img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+// Decodes the latest requested z; requests that arrive meanwhile collapse into one.
+async function requestDecode(z) {
+  state.pendingZ = z.slice();
+  if (state.decoding) return;
+  state.decoding = true;
+  try {
+    while (state.pendingZ) {
+      const zz = state.pendingZ;
+      state.pendingZ = null;
+      const t0 = performance.now();
+      const pixels = await state.explorer.decode(Float32Array.from(zz));
+      state.lastDecodeMs = performance.now() - t0;
+      paintDigit($("digit"), pixels);
+      $("digit").dataset.z = zz.map((v) => String(v)).join(",");
+      $("zval").textContent = fmt(zz);
+      setStatus();
+    }
+  } catch (e) {
+    showError(`Decoding failed: ${e.message ?? e}`);
+  } finally {
+    state.decoding = false;
+  }
+}
+
+function moveTo(z, { fromEncoder = false } = {}) {
+  state.z = z;
+  if (!fromEncoder) state.sigma = null;
+  $("use-encoder-sigma").disabled = !state.sigma;
+  if (!state.sigma) $("use-encoder-sigma").checked = false;
+  state.samples = [];
+  $("samples").innerHTML = "";
+  drawPlane();
+  requestDecode(z);
+}
+
+async function sample() {
+  const e = state.explorer;
+  const d = state.latent;
+  const useEnc = $("use-encoder-sigma").checked && state.sigma;
+  const sigma = useEnc ? state.sigma : Array(d).fill(Number($("sigma").value));
+  const mu = Float32Array.from(state.z.concat(Array(Math.max(0, d - state.z.length)).fill(0)).slice(0, d));
+  const logvar = Float32Array.from(sigma.map((s) => 2 * Math.log(Math.max(s, 1e-6))));
+  try {
+    const { z, pixels } = await e.sampleAndDecode(mu, logvar, SAMPLES, state.seed);
+    state.samples = [];
+    const strip = $("samples");
+    strip.innerHTML = "";
+    for (let i = 0; i < SAMPLES; i++) {
+      state.samples.push([z[i * d], z[i * d + 1] ?? 0]);
+      const c = document.createElement("canvas");
+      c.title = `z = ${fmt([z[i * d], z[i * d + 1] ?? 0])}`;
+      paintDigit(c, pixels, i * state.side * state.side);
+      strip.appendChild(c);
+    }
+    drawPlane();
+  } catch (err) {
+    showError(`Sampling failed: ${err.message ?? err}`);
+  }
+}
+
+// ---- encoding drawings and uploads --------------------------------------------------------
+async function encodeRgba(rgba, width, height, what) {
+  let input;
+  try {
+    input = preprocessRgba(rgba, width, height);
+  } catch (e) {
+    showError(`${what}: ${e.message ?? e}`);
+    return;
+  }
+  try {
+    const { mu, logvar } = await state.explorer.encode(input);
+    const d = state.latent;
+    const z = [mu[0], d > 1 ? mu[1] : 0];
+    state.sigma = [Math.exp(0.5 * logvar[0]), Math.exp(0.5 * (d > 1 ? logvar[1] : logvar[0]))];
+    showError("");
+    $("qzx").textContent = `q(z|x): μ = (${fmt(z)}), σ = (${fmt(state.sigma)})`;
+    moveTo(z, { fromEncoder: true });
+    $("use-encoder-sigma").checked = true;
+    await sample();
+  } catch (e) {
+    showError(`${what}: encoding failed: ${e.message ?? e}`);
+  }
+}
+
+function setupPad() {
+  const pad = $("pad");
+  const ctx = pad.getContext("2d");
+  const clear = () => { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height); };
+  clear();
+  let last = null;
+  const pos = (ev) => {
+    const r = pad.getBoundingClientRect();
+    return [((ev.clientX - r.left) * pad.width) / r.width, ((ev.clientY - r.top) * pad.height) / r.height];
+  };
+  pad.addEventListener("pointerdown", (ev) => {
+    try { pad.setPointerCapture(ev.pointerId); } catch { /* synthetic events have no capture */ }
+    last = pos(ev);
+  });
+  pad.addEventListener("pointermove", (ev) => {
+    if (!last) return;
+    const p = pos(ev);
+    ctx.strokeStyle = "#000"; ctx.lineWidth = 18; ctx.lineCap = "round"; ctx.lineJoin = "round";
+    ctx.beginPath(); ctx.moveTo(...last); ctx.lineTo(...p); ctx.stroke();
+    last = p;
+  });
+  const up = () => { last = null; };
+  pad.addEventListener("pointerup", up);
+  pad.addEventListener("pointercancel", up);
+  $("clear").addEventListener("click", clear);
+  $("encode").addEventListener("click", () => {
+    const img = ctx.getImageData(0, 0, pad.width, pad.height);
+    encodeRgba(new Uint8Array(img.data.buffer), pad.width, pad.height, "The drawing");
+  });
+}
+
+async function onUpload(file) {
+  if (!file) return;
+  const url = URL.createObjectURL(file);
+  try {
+    const img = new Image();
+    img.src = url;
+    try {
+      await img.decode();
+    } catch {
+      showError(`“${file.name}” is not an image this browser can read (PNG, JPEG, GIF, WebP, …).`);
+      return;
+    }
+    const { naturalWidth: w, naturalHeight: h } = img;
+    if (w * h > MAX_UPLOAD_PIXELS) {
+      showError(`“${file.name}” is ${w} × ${h} pixels, too large: the limit is ${MAX_UPLOAD_PIXELS.toLocaleString("en")} pixels (4096 × 4096). Crop or shrink it.`);
+      return;
+    }
+    // Shrink big pictures before handing them to the preprocessing: a digit needs few pixels.
+    const scale = Math.min(1, 512 / Math.max(w, h));
+    const c = document.createElement("canvas");
+    c.width = Math.max(1, Math.round(w * scale));
+    c.height = Math.max(1, Math.round(h * scale));
+    const ctx = c.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(img, 0, 0, c.width, c.height);
+    const data = ctx.getImageData(0, 0, c.width, c.height);
+    await encodeRgba(new Uint8Array(data.data.buffer), c.width, c.height, `“${file.name}”`);
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+// ---- the point: mouse, touch, keys --------------------------------------------------------
+function setupPoint() {
+  const wrap = plane.parentElement;
+  let dragging = false;
+  wrap.addEventListener("pointerdown", (ev) => {
+    dragging = true;
+    state.lastInputTime = ev.timeStamp;
+    try { wrap.setPointerCapture(ev.pointerId); } catch { /* synthetic events have no capture */ }
+    moveTo(fromClient(ev.clientX, ev.clientY));
+    ev.preventDefault();
+  });
+  wrap.addEventListener("pointermove", (ev) => {
+    if (!dragging) return;
+    state.lastInputTime = ev.timeStamp;
+    moveTo(fromClient(ev.clientX, ev.clientY));
+  });
+  const stop = () => { dragging = false; };
+  wrap.addEventListener("pointerup", stop);
+  wrap.addEventListener("pointercancel", stop);
+  $("point").addEventListener("keydown", (ev) => {
+    const step = ev.shiftKey ? 0.25 : 0.05;
+    const d = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] }[ev.key];
+    if (!d) return;
+    ev.preventDefault();
+    state.lastInputTime = ev.timeStamp;
+    const r = state.range;
+    moveTo([Math.max(-r, Math.min(r, state.z[0] + d[0])), Math.max(-r, Math.min(r, state.z[1] + d[1]))]);
+  });
+}
+
+// ---- models -------------------------------------------------------------------------------
+async function loadModel(bytes, what) {
+  const params = new URLSearchParams(location.search);
+  const backend = params.get("backend") ?? "";
+  let explorer;
+  try {
+    explorer = await Explorer.load(bytes, backend);
+  } catch (e) {
+    showError(`${what}: ${e.message ?? e}`);
+    return false;
+  }
+  if (explorer.latent() < 1 || explorer.side() * explorer.side() < 1) {
+    showError(`${what}: this model's shape cannot be shown.`);
+    return false;
+  }
+  state.explorer?.free?.();
+  state.explorer = explorer;
+  state.side = explorer.side();
+  state.latent = explorer.latent();
+  showError("");
+  drawBackdrop();
+  setStatus();
+  moveTo([0, 0]);
+  return true;
+}
+
+async function main() {
+  await init();
+  setupPoint();
+  setupPad();
+  $("sigma").addEventListener("input", () => { $("sigmaval").textContent = Number($("sigma").value).toFixed(2); });
+  $("resample").addEventListener("click", () => { state.seed++; sample(); });
+  $("upload").addEventListener("change", (ev) => onUpload(ev.target.files[0]));
+  $("model-file").addEventListener("change", async (ev) => {
+    const f = ev.target.files[0];
+    if (f) await loadModel(new Uint8Array(await f.arrayBuffer()), `“${f.name}”`);
+  });
+  const res = await fetch("models/mnist-2d.safetensors");
+  if (!res.ok) {
+    showError(`Could not fetch the model (HTTP ${res.status}).`);
+    return;
+  }
+  if (await loadModel(new Uint8Array(await res.arrayBuffer()), "The shipped model")) {
+    // Ready once the first digit is on screen.
+    while (state.decoding || !$("digit").dataset.z) await new Promise((r) => setTimeout(r, 10));
+    document.body.dataset.ready = "true";
+  }
+  window.explorer = { state, decodeCpu: (z) => state.explorer.decodeCpu(Float32Array.from(z)), moveTo };
+}
+
+main().catch((e) => showError(`The explorer could not start: ${e.message ?? e}`));
