@@ -127,3 +127,30 @@ fn bench_prints_a_throughput() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("examples/s"), "{text}");
 }
+
+#[test]
+fn convert_rewrites_a_model_in_f16_and_remeasures_it() {
+    let dir = common::temp_dir("cli-convert");
+    let mnist = common::mnist_dir().display().to_string();
+    let (code, text) = run(train()
+        .args(["--data", &mnist, "--epochs", "1", "--limit", "2000", "--hidden", "64", "--iw-samples", "3", "--out", "m.safetensors"])
+        .current_dir(&dir));
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = run(train()
+        .args(["--data", &mnist, "--convert", "m.safetensors", "--dtype", "f16", "--out", "h.safetensors"])
+        .current_dir(&dir));
+    assert_eq!(code, 0, "{text}");
+    let full = fs::read(dir.join("m.safetensors")).unwrap();
+    let half = fs::read(dir.join("h.safetensors")).unwrap();
+    assert!(half.len() < full.len() * 6 / 10, "{} vs {} bytes", half.len(), full.len());
+    let (a, b) = (weights::from_bytes(&full).unwrap(), weights::from_bytes(&half).unwrap());
+    assert_eq!(b.metadata["storage_dtype"], "f16");
+    assert_eq!(b.metadata["epochs"], a.metadata["epochs"]);
+    let (ma, mb) = (a.embedding.clone().unwrap(), b.embedding.clone().unwrap());
+    assert_eq!(ma.labels, mb.labels);
+    let moved = ma.mu.iter().zip(&mb.mu).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(moved > 0.0 && moved < 0.05, "f16 moved the embedded points by up to {moved}");
+    let (ea, eb) = (a.metadata_f64("test_neg_elbo").unwrap(), b.metadata_f64("test_neg_elbo").unwrap());
+    assert!((ea - eb).abs() < 0.5, "f16 changed the test -ELBO from {ea} to {eb}");
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -69,6 +69,10 @@ struct Args {
     /// Measure training throughput (examples/second) and exit; writes nothing.
     #[arg(long)]
     bench: bool,
+    /// Rewrite this model file in --dtype (e.g. f16, half the size) to --out, measuring its test
+    /// figures again on the test set of --data.
+    #[arg(long)]
+    convert: Option<PathBuf>,
 }
 
 struct Cli {
@@ -161,6 +165,22 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     }
     if !(0.0..=1.0).contains(&args.lr_floor) {
         return Err("--lr-floor must be between 0 and 1".into());
+    }
+
+    if let Some(input) = &args.convert {
+        let bytes = std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?;
+        let data = load_data(&args, None)?;
+        let (converted, test, iw) = latent_explorer::train::evaluate::convert(&bytes, &data.test_images, dtype)
+            .map_err(|e| format!("{}: {e}", input.display()))?;
+        latent_explorer::fsutil::atomic_write(&out, &converted).map_err(|e| format!("{}: {e}", out.display()))?;
+        println!(
+            "wrote {} ({} bytes, {}): test -ELBO {:.3} nats, log p(x) >= {iw:.3}",
+            out.display(),
+            converted.len(),
+            args.dtype,
+            test.neg_elbo
+        );
+        return Ok(ExitCode::SUCCESS);
     }
 
     let (state, data) = if let Some(ckpt) = &args.resume {

@@ -92,3 +92,39 @@ pub fn encode_means(vae: &Vae, images: &[u8]) -> Vec<f32> {
         vae.encode(&x).expect("input sized by the model").0
     })
 }
+
+/// Rewrites a model file in another storage precision. The test figures in the metadata and the
+/// test-set embedding are measured again on the converted weights (with the file's
+/// `iw_samples`), so they stay true.
+pub fn convert(
+    bytes: &[u8],
+    images: &[u8],
+    dtype: crate::weights::StorageDtype,
+) -> Result<(Vec<u8>, ElboReport, f64), crate::error::ModelError> {
+    use crate::weights;
+    let file = weights::from_bytes(bytes)?;
+    // Round the parameters through the target precision first, then measure that model.
+    let probe = weights::to_bytes(&file.vae, None, &Default::default(), dtype, Vec::new())?;
+    let vae = weights::from_bytes(&probe)?.vae;
+    let k = file.metadata.get("iw_samples").and_then(|v| v.parse().ok()).unwrap_or(100);
+    let test = evaluate_elbo(&vae, images);
+    let iw = iw_bound(&vae, images, k);
+    let mut meta = file.metadata.clone();
+    meta.insert("test_neg_elbo".into(), format!("{:.4}", test.neg_elbo));
+    meta.insert("test_reconstruction".into(), format!("{:.4}", test.reconstruction));
+    meta.insert("test_kl".into(), format!("{:.4}", test.kl));
+    meta.insert("test_iw_bound".into(), format!("{iw:.4}"));
+    meta.insert("iw_samples".into(), k.to_string());
+    meta.insert("eval_seed".into(), ELBO_SEED.to_string());
+    meta.insert("storage_dtype".into(), format!("{dtype:?}").to_lowercase());
+    // The plane shows where this model puts the test set: encode it again with the new weights.
+    let embedding = file.embedding.map(|e| {
+        if e.labels.len() * vae.arch().input == images.len() {
+            weights::Embedding { mu: encode_means(&vae, images), labels: e.labels }
+        } else {
+            e
+        }
+    });
+    let out = weights::to_bytes(&vae, embedding.as_ref(), &meta, dtype, Vec::new())?;
+    Ok((out, test, iw))
+}
