@@ -66,8 +66,8 @@ fn neg2_ln(u: f32) -> f32 {
 }
 
 /// `atanh(s) / s` as a polynomial in `s2 = s^2`, for s in [0, 1/3] (error below 2e-8).
-#[inline]
-fn atanh_series(s2: f32) -> f32 {
+#[inline(always)]
+pub(crate) fn atanh_series(s2: f32) -> f32 {
     let p = 1.0 / 15.0;
     let p = p * s2 + 1.0 / 13.0;
     let p = p * s2 + 1.0 / 11.0;

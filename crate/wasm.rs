@@ -47,6 +47,28 @@ impl Inner {
     }
 }
 
+/// Runs `op` on the GPU if there is one: `Ok(Some(..))` on success, `Err` for bad input (the
+/// CPU would refuse it too), `Ok(None)` when there is no GPU or it just failed (then the GPU is
+/// dropped and the caller computes on the CPU). One GPU operation runs at a time.
+async fn on_gpu<T, Fut>(inner: &Inner, op: impl FnOnce(Rc<GpuEngine>) -> Fut) -> Result<Option<T>, JsValue>
+where
+    Fut: std::future::Future<Output = Result<T, crate::gpu::GpuError>>,
+{
+    let Some(gpu) = inner.gpu() else { return Ok(None) };
+    let result = {
+        let _turn = inner.gpu_lock.lock().await;
+        op(gpu).await
+    };
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e @ crate::gpu::GpuError::Input(_)) => Err(js_err(e)),
+        Err(e) => {
+            inner.fall_back(format!("the GPU failed ({e}); continuing on the CPU"));
+            Ok(None)
+        }
+    }
+}
+
 fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
 }
@@ -144,16 +166,9 @@ impl Explorer {
     pub fn decode(&self, z: Vec<f32>) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            if let Some(gpu) = inner.gpu() {
-                let result = {
-                    let _turn = inner.gpu_lock.lock().await;
-                    gpu.decode(&z).await
-                };
-                match result {
-                    Ok(px) => return Ok(js_sys::Float32Array::from(&px[..]).into()),
-                    Err(e @ crate::gpu::GpuError::Input(_)) => return Err(js_err(e)),
-                    Err(e) => inner.fall_back(format!("the GPU failed ({e}); continuing on the CPU")),
-                }
+            let zr = &z;
+            if let Some(px) = on_gpu(&inner, |gpu| async move { gpu.decode(zr).await }).await? {
+                return Ok(js_sys::Float32Array::from(&px[..]).into());
             }
             let px = inner.vae.decode(&z).map_err(js_err)?;
             Ok(js_sys::Float32Array::from(&px[..]).into())
@@ -170,16 +185,9 @@ impl Explorer {
     pub fn encode(&self, images: Vec<f32>) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            if let Some(gpu) = inner.gpu() {
-                let result = {
-                    let _turn = inner.gpu_lock.lock().await;
-                    gpu.encode(&images).await
-                };
-                match result {
-                    Ok((mu, logvar)) => return to_js(&Encoded { mu, logvar }),
-                    Err(e @ crate::gpu::GpuError::Input(_)) => return Err(js_err(e)),
-                    Err(e) => inner.fall_back(format!("the GPU failed ({e}); continuing on the CPU")),
-                }
+            let x = &images;
+            if let Some((mu, logvar)) = on_gpu(&inner, |gpu| async move { gpu.encode(x).await }).await? {
+                return to_js(&Encoded { mu, logvar });
             }
             let (mu, logvar) = inner.vae.encode(&images).map_err(js_err)?;
             to_js(&Encoded { mu, logvar })
@@ -191,16 +199,9 @@ impl Explorer {
     pub fn sample_and_decode(&self, mu: Vec<f32>, logvar: Vec<f32>, k: usize, seed: u32) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            if let Some(gpu) = inner.gpu() {
-                let result = {
-                    let _turn = inner.gpu_lock.lock().await;
-                    gpu.sample_and_decode(&mu, &logvar, k, seed).await
-                };
-                match result {
-                    Ok((z, pixels)) => return to_js(&Samples { z, pixels }),
-                    Err(e @ crate::gpu::GpuError::Input(_)) => return Err(js_err(e)),
-                    Err(e) => inner.fall_back(format!("the GPU failed ({e}); continuing on the CPU")),
-                }
+            let (m, lv) = (&mu, &logvar);
+            if let Some((z, pixels)) = on_gpu(&inner, |gpu| async move { gpu.sample_and_decode(m, lv, k, seed).await }).await? {
+                return to_js(&Samples { z, pixels });
             }
             let d = inner.vae.arch().latent;
             if mu.len() % d != 0 || logvar.len() != mu.len() {
