@@ -492,15 +492,22 @@ impl GpuEngine {
         Ok(values.len() / per_item)
     }
 
-    /// Decodes latent points into a GPU buffer of pixel means (no readback): the page's hot path.
-    pub async fn decode_to_buffer(&self, z: &[f32]) -> Result<GpuBatch, GpuError> {
-        let rows = self.check(z, self.arch.latent, "latent points")?;
+    /// Checks that `input` holds whole rows of `per_row` values, uploads it and records a layer
+    /// chain over it: (output buffer, its row width, rows).
+    async fn run_input(&self, layers: &[GpuLayer], input: &[f32], per_row: usize, what: &'static str, timed: bool) -> Result<(wgpu::Buffer, usize, usize), GpuError> {
+        let rows = self.check(input, per_row, what)?;
         let (buffer, width) = self
             .guarded(|| {
-                let x = self.upload("z", z);
-                self.run_chain(&self.decoder, &x, self.arch.latent, rows, false)
+                let x = self.upload(what, input);
+                self.run_chain(layers, &x, per_row, rows, timed)
             })
             .await?;
+        Ok((buffer, width, rows))
+    }
+
+    /// Decodes latent points into a GPU buffer of pixel means (no readback): the page's hot path.
+    pub async fn decode_to_buffer(&self, z: &[f32]) -> Result<GpuBatch, GpuError> {
+        let (buffer, width, rows) = self.run_input(&self.decoder, z, self.arch.latent, "latent points", false).await?;
         Ok(GpuBatch { buffer, rows, width })
     }
 
@@ -517,13 +524,7 @@ impl GpuEngine {
     /// [`GpuEngine::decode`], plus the GPU time of the decode in milliseconds where the adapter
     /// supports timestamp queries.
     pub async fn decode_timed(&self, z: &[f32]) -> Result<(Vec<f32>, Option<f64>), GpuError> {
-        let rows = self.check(z, self.arch.latent, "latent points")?;
-        let (buffer, width) = self
-            .guarded(|| {
-                let x = self.upload("z", z);
-                self.run_chain(&self.decoder, &x, self.arch.latent, rows, true)
-            })
-            .await?;
+        let (buffer, width, rows) = self.run_input(&self.decoder, z, self.arch.latent, "latent points", true).await?;
         let (mut pixels, ms) = self.read(&buffer, rows * width, true).await?;
         let n = self.arch.input;
         if width != n {
@@ -535,13 +536,7 @@ impl GpuEngine {
 
     /// Encodes images (`n * input` intensities in [0, 1]) to (mu, logvar), each `n * latent`.
     pub async fn encode(&self, images: &[f32]) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
-        let rows = self.check(images, self.arch.input, "images")?;
-        let (buffer, width) = self
-            .guarded(|| {
-                let x = self.upload("images", images);
-                self.run_chain(&self.encoder, &x, self.arch.input, rows, false)
-            })
-            .await?;
+        let (buffer, width, rows) = self.run_input(&self.encoder, images, self.arch.input, "images", false).await?;
         let (stats, _) = self.read(&buffer, rows * width, false).await?;
         let d = self.arch.latent;
         let mut mu = Vec::with_capacity(rows * d);

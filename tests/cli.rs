@@ -60,10 +60,7 @@ fn bad_input_gives_a_clear_error_and_a_failing_exit_code() {
 
 #[test]
 fn without_data_it_downloads_into_data_mnist_and_trains() {
-    let src = common::mnist_dir();
-    let files: Vec<(String, Vec<u8>)> =
-        FILES.iter().map(|f| (format!("{f}.gz"), fs::read(src.join(format!("{f}.gz"))).unwrap())).collect();
-    let server = http::serve(files, 4);
+    let server = http::serve(http::mnist_files(&common::mnist_dir(), ""), 4);
     let dir = common::temp_dir("cli-download");
     let (code, text) = run(train()
         .args(["--epochs", "1", "--limit", "500", "--hidden", "32", "--iw-samples", "2", "--out", "m.safetensors"])

@@ -127,10 +127,7 @@ fn fashion_mnist_is_recognised_when_installed() {
 
 #[test]
 fn download_fetches_verifies_and_writes_the_files() {
-    let src = common::mnist_dir();
-    let files: Vec<(String, Vec<u8>)> =
-        FILES.iter().map(|f| (format!("mnist/{f}.gz"), fs::read(src.join(format!("{f}.gz"))).unwrap())).collect();
-    let server = http::serve(files, 8);
+    let server = http::serve(http::mnist_files(&common::mnist_dir(), "mnist/"), 8);
     let dir = common::temp_dir("download");
     // A mirror that is down comes first; the second one serves.
     let mirrors = vec!["http://127.0.0.1:9/".to_string(), format!("{}mnist/", server.base)];

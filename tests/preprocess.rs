@@ -57,12 +57,6 @@ fn fixture_photos_of_test_digits_encode_where_the_originals_do() {
         let (mu_in, _) = vae.encode(&input).unwrap();
         let (mu_orig, _) = vae.encode(&original).unwrap();
         let dist = ((mu_in[0] - mu_orig[0]).powi(2) + (mu_in[1] - mu_orig[1]).powi(2)).sqrt();
-        if std::env::var("SHOW_DIGITS").is_ok() {
-            for y in 0..28 {
-                let row = |img: &[f32]| (0..28).map(|x| if img[y * 28 + x] > 0.5 { '#' } else if img[y * 28 + x] > 0.1 { '+' } else { '.' }).collect::<String>();
-                eprintln!("{}   {}", row(&input), row(&original));
-            }
-        }
         eprintln!("{name}: pixel correlation {r:.3}, latent distance {dist:.3} ({mu_in:?} vs {mu_orig:?})");
         assert!(r > 0.95, "{name}: preprocessed image correlates {r} with the original");
         assert!(dist < 0.2, "{name}: encoded {dist} away from the original digit");

@@ -214,10 +214,6 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// Runs `f` on this run's worker threads (matrix products and evaluation split over them).
-    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.pool.install(f)
-    }
 
     fn n_train(&self) -> usize {
         self.data.n_train()

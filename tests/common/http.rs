@@ -44,3 +44,11 @@ pub fn serve(files: Vec<(String, Vec<u8>)>, max_requests: usize) -> Server {
     });
     Server { base, handle }
 }
+
+/// The four MNIST files from `dir`, served as `{prefix}NAME.gz`.
+pub fn mnist_files(dir: &std::path::Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    latent_explorer::dataset::FILES
+        .iter()
+        .map(|f| (format!("{prefix}{f}.gz"), std::fs::read(dir.join(format!("{f}.gz"))).unwrap()))
+        .collect()
+}
