@@ -39,6 +39,24 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], op_a: Op, b: &[f32], op_b: 
     }
 }
 
+/// `C[m,n] = A B + beta * C` where `A` ([m,k]) is read with explicit (row, column) strides,
+/// so a block of columns of a stored matrix can be used transposed without a copy; `B` ([k,n])
+/// and `C` are row-major.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_at(m: usize, k: usize, n: usize, a: &[f32], (rsa, csa): (usize, usize), b: &[f32], beta: f32, c: &mut [f32]) {
+    if m == 0 || n == 0 || k == 0 {
+        return gemm(m, k, n, a, Op::N, b, Op::N, beta, c);
+    }
+    let a_last = (m - 1) * rsa + (k - 1) * csa;
+    assert!(a.len() > a_last && b.len() >= k * n && c.len() >= m * n, "gemm operand too small");
+    // SAFETY: the assert bounds the furthest element the strides reach in every operand.
+    unsafe {
+        matrixmultiply::sgemm(
+            m, k, n, 1.0, a.as_ptr(), rsa as isize, csa as isize, b.as_ptr(), n as isize, 1, beta, c.as_mut_ptr(), n as isize, 1,
+        );
+    }
+}
+
 /// Like [`gemm`], with the output columns split across the current rayon pool. Every element
 /// is computed by the same kernel in the same order whatever the split, so the result is
 /// bit-identical for any thread count. Small products run on the calling thread.

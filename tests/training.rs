@@ -83,6 +83,23 @@ fn same_seed_same_weights_other_seed_other_weights() {
     assert_ne!(a, run(2));
 }
 
+#[test]
+fn the_thread_count_does_not_change_the_weights() {
+    // Each value is computed the same way however the batch is sharded, so 1, 2 and 3 threads
+    // (3 does not divide the batch) train the same model bit for bit.
+    let data = common::mnist_subset(512, 100);
+    let run = |threads: usize| {
+        let mut c = small_config(1.0);
+        c.threads = threads;
+        let mut t = Trainer::new(c, &data).unwrap();
+        t.bench_steps(10);
+        t.state.vae.params().to_vec()
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+}
+
 /// Sets the stop flag after a given number of steps, as Ctrl-C does.
 struct StopAfter<'a> {
     steps: usize,

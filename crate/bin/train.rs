@@ -54,7 +54,7 @@ struct Args {
     /// Use only the first N training images (quick runs).
     #[arg(long)]
     limit: Option<usize>,
-    /// Worker threads (default: all cores). Results are reproducible for a given count.
+    /// Worker threads (default: all cores). The trained weights are the same for any count.
     #[arg(long)]
     threads: Option<usize>,
     /// Samples per image for the importance-weighted bound on log p(x).
@@ -198,9 +198,6 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
             state.config.epochs = e;
         }
         if let Some(t) = args.threads {
-            if t != state.config.threads {
-                eprintln!("note: the run used {} threads; with {t} the result will differ from an uninterrupted run", state.config.threads);
-            }
             state.config.threads = t;
         }
         eprintln!("resuming {} at epoch {}, batch {}", ckpt.display(), state.epoch + 1, state.batch);

@@ -18,42 +18,28 @@ impl Adam {
         Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 0, m: vec![0.0; n], v: vec![0.0; n] }
     }
 
+    /// Counts a step and returns its constants, for updates applied block by block.
+    pub fn begin_step(&mut self) -> AdamStep {
+        self.t += 1;
+        let c1 = 1.0 - (self.beta1 as f64).powi(self.t as i32);
+        let c2 = 1.0 - (self.beta2 as f64).powi(self.t as i32);
+        // The bias corrections fold into the step size and the denominator, as in PyTorch.
+        AdamStep {
+            b1: self.beta1,
+            b2: self.beta2,
+            eps: self.eps,
+            step: (self.lr as f64 / c1) as f32,
+            c2_sqrt: c2.sqrt() as f32,
+        }
+    }
+
     /// One update of `params` from `grad`; with `threads > 1` split over the current rayon
     /// pool (elementwise, so the result does not depend on the split).
     pub fn step(&mut self, params: &mut [f32], grad: &[f32], threads: usize) {
-        self.step_sum(params, &[grad], threads)
-    }
-
-    /// One update from the sum of shard gradients (added in the order given). Fusing the
-    /// reduction into the update saves a pass over memory, which bounds this step.
-    pub fn step_sum(&mut self, params: &mut [f32], shards: &[&[f32]], threads: usize) {
-        assert!(!shards.is_empty() && shards.iter().all(|g| g.len() == params.len()));
-        assert_eq!(params.len(), self.m.len());
-        self.t += 1;
-        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
-        let c1 = 1.0 - (b1 as f64).powi(self.t as i32);
-        let c2 = 1.0 - (b2 as f64).powi(self.t as i32);
-        // The bias corrections fold into the step size and the denominator, as in PyTorch.
-        let step = (self.lr as f64 / c1) as f32;
-        let c2_sqrt = c2.sqrt() as f32;
-        let apply = |p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &mut dyn Iterator<Item = f32>| {
-            for (((p, m), v), gi) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-                *m = b1 * *m + (1.0 - b1) * gi;
-                *v = b2 * *v + (1.0 - b2) * gi * gi;
-                *p -= step * *m / (v.sqrt() / c2_sqrt + eps);
-            }
-        };
-        let update = |off: usize, p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
-            let r = off..off + p.len();
-            match shards {
-                [g] => update_with(p, m, v, g[r].iter().copied(), b1, b2, step, c2_sqrt, eps),
-                [g0, g1] => update_with(p, m, v, g0[r.clone()].iter().zip(&g1[r]).map(|(a, b)| a + b), b1, b2, step, c2_sqrt, eps),
-                _ => apply(p, m, v, &mut r.map(|i| shards[1..].iter().fold(shards[0][i], |s, g| s + g[i]))),
-            }
-        };
+        assert!(grad.len() == params.len() && params.len() == self.m.len());
+        let s = self.begin_step();
         if threads <= 1 {
-            update(0, params, &mut self.m, &mut self.v);
-            return;
+            return s.apply(params, &mut self.m, &mut self.v, grad);
         }
         use rayon::prelude::*;
         let chunk = 16 * 1024;
@@ -61,20 +47,49 @@ impl Adam {
             .par_chunks_mut(chunk)
             .zip(self.m.par_chunks_mut(chunk))
             .zip(self.v.par_chunks_mut(chunk))
-            .enumerate()
-            .for_each(|(i, ((p, m), v))| update(i * chunk, p, m, v));
+            .zip(grad.par_chunks(chunk))
+            .for_each(|(((p, m), v), g)| s.apply(p, m, v, g));
     }
 }
 
-/// The elementwise update, generic over the gradient source so each case compiles to a
-/// straight vectorised loop.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn update_with(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: impl Iterator<Item = f32>, b1: f32, b2: f32, step: f32, c2_sqrt: f32, eps: f32) {
-    for (((p, m), v), gi) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-        *m = b1 * *m + (1.0 - b1) * gi;
-        *v = b2 * *v + (1.0 - b2) * gi * gi;
-        *p -= step * *m / (v.sqrt() / c2_sqrt + eps);
+/// The constants of one Adam step; [`AdamStep::apply`] updates any block of the parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep {
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    step: f32,
+    c2_sqrt: f32,
+}
+
+impl AdamStep {
+    /// Updates a block of parameters `p` and its moments `m`, `v` from its gradient `g`.
+    pub fn apply(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+        assert!(m.len() == p.len() && v.len() == p.len() && g.len() == p.len());
+        // The square root and division bound this loop; 8 lanes instead of SSE2's 4 halve it.
+        // Both are correctly rounded at any width, so the result is the same bit for bit.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX, checked just above.
+            return unsafe { self.apply_avx(p, m, v, g) };
+        }
+        self.apply_any(p, m, v, g)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    unsafe fn apply_avx(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+        self.apply_any(p, m, v, g)
+    }
+
+    #[inline(always)]
+    fn apply_any(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+        let AdamStep { b1, b2, eps, step, c2_sqrt } = *self;
+        for (((p, m), v), &gi) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+            *m = b1 * *m + (1.0 - b1) * gi;
+            *v = b2 * *v + (1.0 - b2) * gi * gi;
+            *p -= step * *m / (v.sqrt() / c2_sqrt + eps);
+        }
     }
 }
 

@@ -1,32 +1,57 @@
-//! Hand-written forward and backward pass of the VAE loss over a batch.
+//! Hand-written forward and backward pass of the VAE loss over a batch, in two phases.
 //!
-//! The forward pass uses the reference model's own layer code (`Vae::affine`), so training and
-//! inference cannot drift apart. Gradients are of
-//! `scale * sum_i (rec_i + beta * kl_i)`, written into a parameter-shaped buffer (overwritten,
-//! not accumulated), so data-parallel shards can be summed afterwards. Runs on the calling
-//! thread: the trainer parallelises over shards of the batch, which scales better on CPUs
-//! than splitting each (small) product.
+//! Phase 1 ([`shard_deltas`]) runs on a shard of the batch's rows: the forward pass (the
+//! reference model's own layer code, `Vae::affine_serial`, so training and inference cannot
+//! drift apart), the loss, and each layer's *delta*, the gradient with respect to its
+//! pre-activation. Phase 2 ([`Workspace::layer_grad`]) turns the deltas of the whole batch into
+//! weight and bias gradients, any block of a layer's output rows at a time. The trainer applies
+//! Adam to each block while it is still in cache, and each product runs with the whole batch as
+//! its inner dimension instead of once per shard.
+//!
+//! Gradients are of `scale * sum_i (rec_i + beta * kl_i)`. Every value is computed the same way
+//! whatever the shard and block split, so training is bit-identical for any thread count.
 
-use crate::gemm::{gemm, Op};
-use crate::model::{bce_and_grad, kl_standard_normal, Vae};
+use std::ops::Range;
+
+use crate::gemm::{gemm, gemm_at, Op};
+use crate::model::{bce_and_grad, kl_standard_normal, ParamLayout, Vae};
 use crate::rng;
 
-/// Scratch buffers for one shard, reused across steps to keep allocation off the hot path.
+/// Activations and deltas of a whole batch, row-major, reused across steps.
 #[derive(Default)]
 pub struct Workspace {
+    rows: usize,
+    /// ReLU outputs of the encoder's and decoder's hidden layers.
     enc: Vec<Vec<f32>>,
     dec: Vec<Vec<f32>>,
     mu: Vec<f32>,
     logvar: Vec<f32>,
     eps: Vec<f32>,
     z: Vec<f32>,
-    /// Logits, overwritten in place by their gradient.
+    /// Logits, overwritten in place by their gradient: the output layer's delta.
     logits: Vec<f32>,
+    /// Deltas of the hidden layers and the heads, and the gradient with respect to z.
+    d_enc: Vec<Vec<f32>>,
+    d_dec: Vec<Vec<f32>>,
     dmu: Vec<f32>,
     dlogvar: Vec<f32>,
-    row_loss: Vec<f32>,
-    /// Ping-pong buffers for gradients flowing back through hidden layers.
-    back: [Vec<f32>; 2],
+    dz: Vec<f32>,
+}
+
+/// One shard's rows of every buffer of a [`Workspace`].
+pub struct Shard<'a> {
+    enc: Vec<&'a mut [f32]>,
+    dec: Vec<&'a mut [f32]>,
+    mu: &'a mut [f32],
+    logvar: &'a mut [f32],
+    eps: &'a mut [f32],
+    z: &'a mut [f32],
+    logits: &'a mut [f32],
+    d_enc: Vec<&'a mut [f32]>,
+    d_dec: Vec<&'a mut [f32]>,
+    dmu: &'a mut [f32],
+    dlogvar: &'a mut [f32],
+    dz: &'a mut [f32],
 }
 
 /// Sums of the per-example loss terms over a shard.
@@ -43,12 +68,218 @@ impl std::ops::AddAssign for LossSums {
     }
 }
 
-fn size(v: &mut Vec<f32>, n: usize) {
-    v.resize(n, 0.0);
+fn next<'a>(parts: &mut std::vec::IntoIter<&'a mut [f32]>) -> &'a mut [f32] {
+    parts.next().expect("one part per shard")
 }
 
-/// Forward and backward over `x` (`rows * input` intensities). Example `i` draws its noise from
-/// `normal(seed, index0 + i, d)`. Returns the loss sums; writes `grad` (same layout as params).
+/// Splits a [rows, width] buffer at the row `bounds`.
+fn split_one<'a>(buf: &'a mut [f32], bounds: &[usize], rows: usize) -> std::vec::IntoIter<&'a mut [f32]> {
+    let width = buf.len() / rows.max(1);
+    split_rows(buf, bounds, width)
+}
+
+fn split_each<'a>(bufs: &'a mut [Vec<f32>], bounds: &[usize], rows: usize) -> Vec<std::vec::IntoIter<&'a mut [f32]>> {
+    bufs.iter_mut().map(|b| split_one(b, bounds, rows)).collect()
+}
+
+/// Splits `buf` ([rows, width]) at the row `bounds` (first 0, last rows).
+fn split_rows<'a>(buf: &'a mut [f32], bounds: &[usize], width: usize) -> std::vec::IntoIter<&'a mut [f32]> {
+    let mut parts = Vec::with_capacity(bounds.len().saturating_sub(1));
+    let mut rest = buf;
+    for w in bounds.windows(2) {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut((w[1] - w[0]) * width);
+        parts.push(head);
+        rest = tail;
+    }
+    parts.into_iter()
+}
+
+impl Workspace {
+    /// Sizes every buffer for `rows` examples of `vae`.
+    pub fn resize(&mut self, vae: &Vae, rows: usize) {
+        let lay = vae.layout();
+        let d = vae.arch().latent;
+        let widths = |ids: &[usize]| -> Vec<usize> { ids.iter().map(|&i| lay.layers[i].n_out).collect() };
+        let enc_w = widths(&lay.encoder);
+        let dec_w = widths(&lay.decoder[..lay.decoder.len() - 1]);
+        let fit = |bufs: &mut Vec<Vec<f32>>, widths: &[usize]| {
+            bufs.resize_with(widths.len(), Vec::new);
+            for (b, w) in bufs.iter_mut().zip(widths) {
+                b.resize(rows * w, 0.0);
+            }
+        };
+        fit(&mut self.enc, &enc_w);
+        fit(&mut self.d_enc, &enc_w);
+        fit(&mut self.dec, &dec_w);
+        fit(&mut self.d_dec, &dec_w);
+        for v in [&mut self.mu, &mut self.logvar, &mut self.eps, &mut self.z, &mut self.dmu, &mut self.dlogvar, &mut self.dz] {
+            v.resize(rows * d, 0.0);
+        }
+        self.logits.resize(rows * vae.arch().input, 0.0);
+        self.rows = rows;
+    }
+
+    /// Disjoint views of the rows `bounds[t]..bounds[t + 1]` for each shard `t`.
+    pub fn shards(&mut self, bounds: &[usize]) -> Vec<Shard<'_>> {
+        let rows = self.rows;
+        assert!(bounds.first() == Some(&0) && bounds.last() == Some(&rows), "shard bounds must cover the batch");
+        let mut enc = split_each(&mut self.enc, bounds, rows);
+        let mut dec = split_each(&mut self.dec, bounds, rows);
+        let mut d_enc = split_each(&mut self.d_enc, bounds, rows);
+        let mut d_dec = split_each(&mut self.d_dec, bounds, rows);
+        let (mut mu, mut logvar) = (split_one(&mut self.mu, bounds, rows), split_one(&mut self.logvar, bounds, rows));
+        let (mut eps, mut z) = (split_one(&mut self.eps, bounds, rows), split_one(&mut self.z, bounds, rows));
+        let (mut logits, mut dz) = (split_one(&mut self.logits, bounds, rows), split_one(&mut self.dz, bounds, rows));
+        let (mut dmu, mut dlogvar) = (split_one(&mut self.dmu, bounds, rows), split_one(&mut self.dlogvar, bounds, rows));
+        (1..bounds.len())
+            .map(|_| Shard {
+                enc: enc.iter_mut().map(next).collect(),
+                dec: dec.iter_mut().map(next).collect(),
+                d_enc: d_enc.iter_mut().map(next).collect(),
+                d_dec: d_dec.iter_mut().map(next).collect(),
+                mu: next(&mut mu),
+                logvar: next(&mut logvar),
+                eps: next(&mut eps),
+                z: next(&mut z),
+                logits: next(&mut logits),
+                dmu: next(&mut dmu),
+                dlogvar: next(&mut dlogvar),
+                dz: next(&mut dz),
+            })
+            .collect()
+    }
+
+    /// Delta and input of layer `li` for the whole batch (`x` is the batch's images).
+    fn layer_io<'a>(&'a self, lay: &ParamLayout, li: usize, x: &'a [f32]) -> (&'a [f32], &'a [f32]) {
+        let h_enc: &[f32] = self.enc.last().map(|v| &v[..]).unwrap_or(x);
+        if li == lay.mu {
+            return (&self.dmu, h_enc);
+        }
+        if li == lay.logvar {
+            return (&self.dlogvar, h_enc);
+        }
+        if let Some(j) = lay.encoder.iter().position(|&e| e == li) {
+            return (&self.d_enc[j], if j == 0 { x } else { &self.enc[j - 1] });
+        }
+        let k = lay.decoder.iter().position(|&e| e == li).expect("every layer is in the layout");
+        let delta: &[f32] = if k + 1 == lay.decoder.len() { &self.logits } else { &self.d_dec[k] };
+        (delta, if k == 0 { &self.z } else { &self.dec[k - 1] })
+    }
+
+    /// Gradient of output rows `r` of layer `li` over the whole batch, after phase 1 ran on
+    /// every row: `gw = delta[:, r]^T input` ([r.len(), in]) and `gb = column sums of delta[:, r]`.
+    pub fn layer_grad(&self, lay: &ParamLayout, li: usize, r: Range<usize>, x: &[f32], gw: &mut [f32], gb: &mut [f32]) {
+        let l = &lay.layers[li];
+        let rows = self.rows;
+        let (delta, input) = self.layer_io(lay, li, x);
+        assert!(r.end <= l.n_out && gw.len() == r.len() * l.n_in && gb.len() == r.len());
+        // delta[:, r]^T: element (i, p) is delta[p * n_out + r.start + i].
+        gemm_at(r.len(), rows, l.n_in, &delta[r.start..], (1, l.n_out), &input[..rows * l.n_in], 0.0, gw);
+        gb.iter_mut().for_each(|b| *b = 0.0);
+        for row in delta[..rows * l.n_out].chunks_exact(l.n_out) {
+            for (b, &g) in gb.iter_mut().zip(&row[r.clone()]) {
+                *b += g;
+            }
+        }
+    }
+}
+
+/// Phase 1 on one shard: forward, loss and every layer's delta for the rows of `x`
+/// (`rows * input` intensities). Example `i` draws its noise from `normal(seed, index0 + i, d)`.
+#[allow(clippy::too_many_arguments)]
+pub fn shard_deltas(vae: &Vae, x: &[f32], beta: f32, seed: u32, index0: u32, scale: f32, s: Shard<'_>) -> LossSums {
+    let arch = vae.arch();
+    let lay = vae.layout();
+    let n = arch.input;
+    let d = arch.latent;
+    let rows = x.len() / n;
+    let Shard { mut enc, mut dec, mu, logvar, eps, z, logits, mut d_enc, mut d_dec, dmu, dlogvar, dz } = s;
+    assert_eq!(mu.len(), rows * d, "shard views must match the shard's rows");
+
+    // ---- forward: encoder trunk
+    for (j, &li) in lay.encoder.iter().enumerate() {
+        let (done, rest) = enc.split_at_mut(j);
+        let input: &[f32] = if j == 0 { x } else { done[j - 1] };
+        vae.affine_serial(li, input, rows, rest[0]);
+        relu(rest[0]);
+    }
+    let h_enc: &[f32] = enc.last().map(|v| &**v).unwrap_or(x);
+
+    // ---- heads and the reparameterized sample
+    vae.affine_serial(lay.mu, h_enc, rows, mu);
+    vae.affine_serial(lay.logvar, h_enc, rows, logvar);
+    for i in 0..rows {
+        let index = index0.wrapping_add(i as u32);
+        for k in 0..d {
+            let e = rng::normal(seed, index, k as u32);
+            let j = i * d + k;
+            eps[j] = e;
+            z[j] = mu[j] + (0.5 * logvar[j]).exp() * e;
+        }
+    }
+
+    // ---- forward: decoder
+    let (&out_layer, dec_hidden) = lay.decoder.split_last().expect("decoder has an output layer");
+    for (j, &li) in dec_hidden.iter().enumerate() {
+        let (done, rest) = dec.split_at_mut(j);
+        let input: &[f32] = if j == 0 { z } else { done[j - 1] };
+        vae.affine_serial(li, input, rows, rest[0]);
+        relu(rest[0]);
+    }
+    let h_dec: &[f32] = dec.last().map(|v| &**v).unwrap_or(z);
+    vae.affine_serial(out_layer, h_dec, rows, logits);
+
+    // ---- loss, and d(loss)/d(logits) = sigmoid(l) - x, in place
+    let reconstruction = bce_rows(logits, x, n, scale);
+    let mut sums = LossSums { reconstruction, kl: 0.0 };
+    for i in 0..rows {
+        sums.kl += kl_standard_normal(&mu[i * d..(i + 1) * d], &logvar[i * d..(i + 1) * d]);
+    }
+
+    // ---- backward through the decoder: each layer's delta times its weights is the delta of
+    // the layer below (after the ReLU), down to the gradient with respect to z.
+    for k in (0..lay.decoder.len()).rev() {
+        let li = lay.decoder[k];
+        let l = &lay.layers[li];
+        let (below, at) = d_dec.split_at_mut(k);
+        let delta: &[f32] = if li == out_layer { logits } else { at[0] };
+        let target: &mut [f32] = if k == 0 { dz } else { below[k - 1] };
+        gemm(rows, l.n_out, l.n_in, delta, Op::N, vae.layer(li).1, Op::N, 0.0, target);
+        if k > 0 {
+            relu_backward(target, dec[k - 1]);
+        }
+    }
+
+    // ---- through the sample: z = mu + exp(lv/2) eps; plus the KL's own gradient
+    let kl_scale = beta * scale;
+    for j in 0..rows * d {
+        let (m, lv) = (mu[j], logvar[j]);
+        let s = (0.5 * lv).exp();
+        dmu[j] = dz[j] + kl_scale * m;
+        dlogvar[j] = dz[j] * eps[j] * 0.5 * s + kl_scale * 0.5 * (s * s - 1.0);
+    }
+
+    // ---- heads, then the encoder trunk (no gradient into the input images)
+    let Some(last) = lay.encoder.len().checked_sub(1) else {
+        return sums;
+    };
+    let h_width = lay.layers[lay.mu].n_in;
+    let dh = &mut d_enc[last][..];
+    gemm(rows, d, h_width, dmu, Op::N, vae.layer(lay.mu).1, Op::N, 0.0, dh);
+    gemm(rows, d, h_width, dlogvar, Op::N, vae.layer(lay.logvar).1, Op::N, 1.0, dh);
+    relu_backward(dh, enc[last]);
+    for j in (1..lay.encoder.len()).rev() {
+        let li = lay.encoder[j];
+        let l = &lay.layers[li];
+        let (below, at) = d_enc.split_at_mut(j);
+        gemm(rows, l.n_out, l.n_in, at[0], Op::N, vae.layer(li).1, Op::N, 0.0, below[j - 1]);
+        relu_backward(below[j - 1], enc[j - 1]);
+    }
+    sums
+}
+
+/// Both phases on the calling thread: the loss sums, and the gradient written into `grad`
+/// (parameter-shaped, overwritten). The trainer runs the same two phases in parallel.
 #[allow(clippy::too_many_arguments)]
 pub fn loss_and_grad(
     vae: &Vae,
@@ -60,60 +291,43 @@ pub fn loss_and_grad(
     grad: &mut [f32],
     ws: &mut Workspace,
 ) -> LossSums {
-    let arch = vae.arch();
     let lay = vae.layout();
-    let n = arch.input;
-    let d = arch.latent;
-    let rows = x.len() / n;
     assert_eq!(grad.len(), lay.len);
-
-    // ---- forward: encoder trunk
-    ws.enc.resize_with(lay.encoder.len(), Vec::new);
-    for (j, &li) in lay.encoder.iter().enumerate() {
-        let (done, rest) = ws.enc.split_at_mut(j);
-        let input: &[f32] = if j == 0 { x } else { &done[j - 1] };
-        size(&mut rest[0], rows * lay.layers[li].n_out);
-        vae.affine_serial(li, input, rows, &mut rest[0]);
-        relu(&mut rest[0]);
+    let rows = x.len() / vae.arch().input;
+    ws.resize(vae, rows);
+    let shard = ws.shards(&[0, rows]).pop().expect("one shard");
+    let sums = shard_deltas(vae, x, beta, seed, index0, scale, shard);
+    for li in 0..lay.layers.len() {
+        let (gw, gb) = lay.split_mut(li, grad);
+        ws.layer_grad(lay, li, 0..lay.layers[li].n_out, x, gw, gb);
     }
-    let h_enc: &[f32] = ws.enc.last().map(|v| &v[..]).unwrap_or(x);
+    sums
+}
 
-    // ---- heads and the reparameterized sample
-    size(&mut ws.mu, rows * d);
-    size(&mut ws.logvar, rows * d);
-    vae.affine_serial(lay.mu, h_enc, rows, &mut ws.mu);
-    vae.affine_serial(lay.logvar, h_enc, rows, &mut ws.logvar);
-    size(&mut ws.eps, rows * d);
-    size(&mut ws.z, rows * d);
-    for i in 0..rows {
-        let index = index0.wrapping_add(i as u32);
-        for k in 0..d {
-            let e = rng::normal(seed, index, k as u32);
-            let j = i * d + k;
-            ws.eps[j] = e;
-            ws.z[j] = ws.mu[j] + (0.5 * ws.logvar[j]).exp() * e;
-        }
+/// Binary cross-entropy of each row of `logits` against the intensities `x`, summed; the
+/// logits are overwritten by `scale` times their gradient, sigmoid(l) - x.
+fn bce_rows(logits: &mut [f32], x: &[f32], n: usize, scale: f32) -> f64 {
+    // The polynomials vectorise; 8 lanes instead of SSE2's 4, with the same operations in the
+    // same order (no fused multiply-add), so the same result bit for bit.
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports AVX, checked just above.
+        return unsafe { bce_rows_avx(logits, x, n, scale) };
     }
+    bce_rows_any(logits, x, n, scale)
+}
 
-    // ---- forward: decoder
-    let (out_layer, dec_hidden) = lay.decoder.split_last().expect("decoder has an output layer");
-    ws.dec.resize_with(dec_hidden.len(), Vec::new);
-    for (j, &li) in dec_hidden.iter().enumerate() {
-        let (done, rest) = ws.dec.split_at_mut(j);
-        let input: &[f32] = if j == 0 { &ws.z } else { &done[j - 1] };
-        size(&mut rest[0], rows * lay.layers[li].n_out);
-        vae.affine_serial(li, input, rows, &mut rest[0]);
-        relu(&mut rest[0]);
-    }
-    let h_dec: &[f32] = ws.dec.last().map(|v| &v[..]).unwrap_or(&ws.z);
-    size(&mut ws.logits, rows * n);
-    vae.affine_serial(*out_layer, h_dec, rows, &mut ws.logits);
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn bce_rows_avx(logits: &mut [f32], x: &[f32], n: usize, scale: f32) -> f64 {
+    bce_rows_any(logits, x, n, scale)
+}
 
-    // ---- loss, and d(loss)/d(logits) = sigmoid(l) - x, in place
-    let mut losses = std::mem::take(&mut ws.row_loss);
-    losses.resize(n, 0.0);
+#[inline(always)]
+fn bce_rows_any(logits: &mut [f32], x: &[f32], n: usize, scale: f32) -> f64 {
+    let mut losses = vec![0.0f32; n];
     let mut reconstruction = 0.0f64;
-    for (lrow, xrow) in ws.logits.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+    for (lrow, xrow) in logits.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
         // A plain elementwise loop (vectorised), then a lane-wise sum.
         for ((l, &t), o) in lrow.iter_mut().zip(xrow).zip(losses.iter_mut()) {
             let (loss, g) = bce_and_grad(*l, t);
@@ -129,101 +343,17 @@ pub fn loss_and_grad(
         }
         reconstruction += (chunks.remainder().iter().sum::<f32>() + acc.iter().sum::<f32>()) as f64;
     }
-    ws.row_loss = losses;
-    let mut sums = LossSums { reconstruction, kl: 0.0 };
-    for i in 0..rows {
-        sums.kl += kl_standard_normal(&ws.mu[i * d..(i + 1) * d], &ws.logvar[i * d..(i + 1) * d]);
-    }
-
-    // ---- backward: decoder output layer, then hidden layers down to z
-    let dlogits = &ws.logits;
-    let width = lay.layers.iter().map(|l| l.n_in.max(l.n_out)).max().unwrap_or(0);
-    for b in ws.back.iter_mut() {
-        size(b, rows * width);
-    }
-    let [back_a, back_b] = &mut ws.back;
-    let (mut dcur, mut dnext) = (back_a, back_b);
-    {
-        let l = &lay.layers[*out_layer];
-        let (gw, gb) = lay.split_mut(*out_layer, grad);
-        weight_and_bias_grad(dlogits, h_dec, rows, l.n_in, l.n_out, gw, gb);
-        let (_, w, _) = vae.layer(*out_layer);
-        gemm(rows, l.n_out, l.n_in, dlogits, Op::N, w, Op::N, 0.0, &mut dcur[..rows * l.n_in]);
-    }
-    for (j, &li) in dec_hidden.iter().enumerate().rev() {
-        let l = &lay.layers[li];
-        let dact = &mut dcur[..rows * l.n_out];
-        relu_backward(dact, &ws.dec[j]);
-        let input: &[f32] = if j == 0 { &ws.z } else { &ws.dec[j - 1] };
-        let (gw, gb) = lay.split_mut(li, grad);
-        weight_and_bias_grad(dact, input, rows, l.n_in, l.n_out, gw, gb);
-        let (_, w, _) = vae.layer(li);
-        gemm(rows, l.n_out, l.n_in, dact, Op::N, w, Op::N, 0.0, &mut dnext[..rows * l.n_in]);
-        std::mem::swap(&mut dcur, &mut dnext);
-    }
-    let dz = &dcur[..rows * d];
-
-    // ---- through the sample: z = mu + exp(lv/2) eps; plus the KL's own gradient
-    size(&mut ws.dmu, rows * d);
-    size(&mut ws.dlogvar, rows * d);
-    let kl_scale = beta * scale;
-    for j in 0..rows * d {
-        let (m, lv) = (ws.mu[j], ws.logvar[j]);
-        let s = (0.5 * lv).exp();
-        ws.dmu[j] = dz[j] + kl_scale * m;
-        ws.dlogvar[j] = dz[j] * ws.eps[j] * 0.5 * s + kl_scale * 0.5 * (s * s - 1.0);
-    }
-
-    // ---- heads
-    let h_width = lay.layers[lay.mu].n_in;
-    for (li, dhead) in [(lay.mu, &ws.dmu), (lay.logvar, &ws.dlogvar)] {
-        let (gw, gb) = lay.split_mut(li, grad);
-        weight_and_bias_grad(dhead, h_enc, rows, h_width, d, gw, gb);
-    }
-    if lay.encoder.is_empty() {
-        return sums; // no gradient needed with respect to the data
-    }
-    let dh = &mut dcur[..rows * h_width];
-    gemm(rows, d, h_width, &ws.dmu, Op::N, vae.layer(lay.mu).1, Op::N, 0.0, dh);
-    gemm(rows, d, h_width, &ws.dlogvar, Op::N, vae.layer(lay.logvar).1, Op::N, 1.0, dh);
-
-    // ---- backward: encoder trunk (no gradient into the input images)
-    for (j, &li) in lay.encoder.iter().enumerate().rev() {
-        let l = &lay.layers[li];
-        let dact = &mut dcur[..rows * l.n_out];
-        relu_backward(dact, &ws.enc[j]);
-        let input: &[f32] = if j == 0 { x } else { &ws.enc[j - 1] };
-        let (gw, gb) = lay.split_mut(li, grad);
-        weight_and_bias_grad(dact, input, rows, l.n_in, l.n_out, gw, gb);
-        if j > 0 {
-            let (_, w, _) = vae.layer(li);
-            gemm(rows, l.n_out, l.n_in, dact, Op::N, w, Op::N, 0.0, &mut dnext[..rows * l.n_in]);
-            std::mem::swap(&mut dcur, &mut dnext);
-        }
-    }
-    sums
+    reconstruction
 }
 
 fn relu(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x = x.max(0.0));
 }
 
-/// Zeroes the gradient where the ReLU was inactive (its output is 0).
+/// Zeroes the gradient where the ReLU was inactive (its output is 0). Branch-free, so it
+/// vectorises.
 fn relu_backward(grad: &mut [f32], out: &[f32]) {
     for (g, &o) in grad.iter_mut().zip(out) {
-        if o <= 0.0 {
-            *g = 0.0;
-        }
-    }
-}
-
-/// `gw = dy^T x` ([out, in]) and `gb = column sums of dy`.
-fn weight_and_bias_grad(dy: &[f32], x: &[f32], rows: usize, n_in: usize, n_out: usize, gw: &mut [f32], gb: &mut [f32]) {
-    gemm(n_out, rows, n_in, &dy[..rows * n_out], Op::T, &x[..rows * n_in], Op::N, 0.0, gw);
-    gb.iter_mut().for_each(|b| *b = 0.0);
-    for row in dy[..rows * n_out].chunks_exact(n_out) {
-        for (b, &g) in gb.iter_mut().zip(row) {
-            *b += g;
-        }
+        *g = if o > 0.0 { *g } else { 0.0 };
     }
 }
