@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use crate::architecture::{Activation, Architecture};
+use crate::digit_view::DigitView;
 use crate::model::Vae;
 
 /// Shaders are shared by native and web builds, straight from `shaders/`.
@@ -38,6 +39,8 @@ pub enum GpuError {
     Validation(String),
     #[error("reading results back from the GPU failed: {0}")]
     Readback(String),
+    #[error("the canvas could not be drawn on: {0}")]
+    Surface(String),
     #[error(transparent)]
     Input(#[from] crate::error::ModelError),
 }
@@ -101,6 +104,14 @@ pub struct GpuBatch {
     pub width: usize,
 }
 
+/// Where [`GpuEngine::draw_digit`] draws: a texture view of `size` pixels, and the surface
+/// frame it belongs to, if any (presented after the draw).
+pub struct DigitTarget {
+    pub view: wgpu::TextureView,
+    pub size: (u32, u32),
+    pub frame: Option<wgpu::SurfaceTexture>,
+}
+
 /// Timestamp queries, where the adapter has them, to measure GPU time (benchmarks).
 struct Timer {
     queries: wgpu::QuerySet,
@@ -109,6 +120,9 @@ struct Timer {
 }
 
 pub struct GpuEngine {
+    /// The instance that found the adapter, when the engine made it (surfaces need it).
+    instance: Option<wgpu::Instance>,
+    adapter: wgpu::Adapter,
     device: wgpu::Device,
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
@@ -144,7 +158,9 @@ impl GpuEngine {
             .request_adapter(&wgpu::RequestAdapterOptions { power_preference: power, ..Default::default() })
             .await
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
-        Self::with_adapter(adapter, vae, options).await
+        let mut engine = Self::with_adapter(adapter, vae, options).await?;
+        engine.instance = Some(instance);
+        Ok(engine)
     }
 
     /// Opens a device on a given adapter and uploads the model.
@@ -266,6 +282,8 @@ impl GpuEngine {
         });
 
         Ok(GpuEngine {
+            instance: None,
+            adapter,
             device,
             queue,
             info,
@@ -291,6 +309,19 @@ impl GpuEngine {
             other => format!("{other:?}"),
         };
         format!("{name} ({backend}{kind})")
+    }
+
+    pub fn instance(&self) -> Option<&wgpu::Instance> {
+        self.instance.as_ref()
+    }
+
+    pub fn adapter(&self) -> &wgpu::Adapter {
+        &self.adapter
+    }
+
+    /// The reason the device was lost, if it was.
+    pub fn lost_reason(&self) -> Option<String> {
+        self.lost.lock().ok().and_then(|l| l.clone())
     }
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
@@ -509,6 +540,42 @@ impl GpuEngine {
     pub async fn decode_to_buffer(&self, z: &[f32]) -> Result<GpuBatch, GpuError> {
         let (buffer, width, rows) = self.run_input(&self.decoder, z, self.arch.latent, "latent points", false).await?;
         Ok(GpuBatch { buffer, rows, width })
+    }
+
+    /// Decodes one latent point and draws it with `view`'s render pass straight from the
+    /// decoder's output buffer, on the target `target()` hands out (called just before the draw
+    /// is recorded: a canvas's texture must be drawn in the task that acquires it). Resolves once
+    /// the GPU has finished, so a caller that awaits each call never queues more than one frame.
+    pub async fn draw_digit(&self, z: &[f32], view: &DigitView, target: impl FnOnce() -> Result<DigitTarget, GpuError>) -> Result<(), GpuError> {
+        let side = (self.arch.input as f64).sqrt() as usize;
+        if z.len() != self.arch.latent || side * side != self.arch.input {
+            return Err(GpuError::Input(crate::error::ModelError::InputSize { what: "one latent point", per_item: self.arch.latent, found: z.len() }));
+        }
+        let batch = self.decode_to_buffer(z).await?;
+        self.guarded(|| {
+            let t = target()?;
+            let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("digit") });
+            view.record(&self.device, &mut enc, &batch, 0, side, &t.view, t.size);
+            self.queue.submit([enc.finish()]);
+            if let Some(frame) = t.frame {
+                self.queue.present(frame);
+            }
+            Ok::<(), GpuError>(())
+        })
+        .await??;
+        self.work_done().await
+    }
+
+    /// Waits until the GPU has finished everything submitted so far.
+    async fn work_done(&self) -> Result<(), GpuError> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = tx.send(());
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
+        rx.await.map_err(|_| GpuError::Readback("the GPU never reported finishing".into()))?;
+        self.check_lost()
     }
 
     /// Reads a decoded batch back: `rows * input` pixel means.

@@ -8,6 +8,7 @@
 pub mod architecture;
 pub mod error;
 pub mod gemm;
+pub mod digit_view;
 pub mod gpu;
 pub mod idx;
 pub mod model;

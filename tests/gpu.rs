@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use latent_explorer::gpu::{EngineOptions, GpuEngine};
+use latent_explorer::gpu::{DigitTarget, EngineOptions, GpuEngine};
 use latent_explorer::model::reparameterize;
 use latent_explorer::{rng, weights, Vae};
 
@@ -198,6 +198,93 @@ fn decoding_into_a_gpu_buffer_needs_no_readback_until_asked() {
     assert!(batch.buffer.usage().contains(wgpu::BufferUsages::STORAGE));
     let pixels = pollster::block_on(engine().read_batch(&batch)).unwrap();
     assert!(max_abs_diff(&pixels, &vae().decode(&z).unwrap()) <= 1e-4);
+}
+
+fn digit_target(width: u32, height: u32) -> wgpu::Texture {
+    engine().device().create_texture(&wgpu::TextureDescriptor {
+        label: Some("digit target"),
+        size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba8Unorm,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        view_formats: &[],
+    })
+}
+
+/// The red channel of an RGBA8 texture (a test readback; the page never reads pixels back).
+fn read_red(texture: &wgpu::Texture) -> Vec<u8> {
+    let (device, queue) = (engine().device(), engine().queue());
+    let (width, height) = (texture.width(), texture.height());
+    let row_bytes = (width * 4).div_ceil(256) * 256;
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("digit readback"),
+        size: (row_bytes * height) as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = device.create_command_encoder(&Default::default());
+    enc.copy_texture_to_buffer(
+        texture.as_image_copy(),
+        wgpu::TexelCopyBufferInfo {
+            buffer: &staging,
+            layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(row_bytes), rows_per_image: Some(height) },
+        },
+        wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+    );
+    queue.submit([enc.finish()]);
+    staging.slice(..).map_async(wgpu::MapMode::Read, |r| r.unwrap());
+    device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    let data = staging.slice(..).get_mapped_range().unwrap();
+    (0..height as usize).flat_map(|y| (0..width as usize).map(move |x| (y, x))).map(|(y, x)| data[y * row_bytes as usize + 4 * x]).collect()
+}
+
+/// Largest difference in 1/255 steps between a drawn digit and the CPU decode `want`, each
+/// model pixel covering a (w/28 x h/28) block of the target.
+fn drawn_vs_cpu(shown: &[u8], want: &[f32], w: usize, h: usize) -> i32 {
+    let mut worst = 0;
+    for y in 0..h {
+        for x in 0..w {
+            let expected = (want[(y * 28 / h) * 28 + x * 28 / w] * 255.0).round() as i32;
+            worst = worst.max((shown[y * w + x] as i32 - expected).abs());
+        }
+    }
+    worst
+}
+
+#[test]
+fn the_render_pass_draws_the_decoded_digit_from_the_gpu_buffer() {
+    use latent_explorer::digit_view::DigitView;
+    let z = latent_points(3, 9);
+    let batch = pollster::block_on(engine().decode_to_buffer(&z)).unwrap();
+    let cpu = vae().decode(&z).unwrap();
+    let view = DigitView::new(engine().device(), wgpu::TextureFormat::Rgba8Unorm);
+    for (row, (w, h)) in [(0, (28, 28)), (1, (28, 28)), (2, (84, 56))] {
+        let target = digit_target(w, h);
+        let mut enc = engine().device().create_command_encoder(&Default::default());
+        view.record(engine().device(), &mut enc, &batch, row, 28, &target.create_view(&Default::default()), (w, h));
+        engine().queue().submit([enc.finish()]);
+        let worst = drawn_vs_cpu(&read_red(&target), &cpu[row * 784..(row + 1) * 784], w as usize, h as usize);
+        eprintln!("digit {row} drawn at {w}x{h}: max |gpu - cpu| = {worst}/255");
+        assert!(worst <= 1, "digit {row} at {w}x{h} differs from the CPU decode by {worst}/255");
+    }
+}
+
+#[test]
+fn draw_digit_decodes_and_draws_one_point_without_a_readback() {
+    use latent_explorer::digit_view::DigitView;
+    let view = DigitView::new(engine().device(), wgpu::TextureFormat::Rgba8Unorm);
+    let target = digit_target(56, 56);
+    let on_target = || Ok(DigitTarget { view: target.create_view(&Default::default()), size: (56, 56), frame: None });
+    for z in latent_points(2, 21).chunks(2) {
+        pollster::block_on(engine().draw_digit(z, &view, on_target)).unwrap();
+        let worst = drawn_vs_cpu(&read_red(&target), &vae().decode(z).unwrap(), 56, 56);
+        assert!(worst <= 1, "z {z:?}: drawn digit differs from the CPU decode by {worst}/255");
+    }
+    // More than one point is refused, not drawn.
+    let err = pollster::block_on(engine().draw_digit(&[0.0; 4], &view, on_target)).unwrap_err();
+    assert!(err.to_string().contains("latent point"), "{err}");
 }
 
 fn read_png(path: &std::path::Path) -> (u32, u32, Vec<u8>) {

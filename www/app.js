@@ -16,8 +16,14 @@ const state = {
   seed: 1,
   lastDecodeMs: null,
   decoding: false, pendingZ: null,
-  lastInputTime: 0,     // timeStamp of the last pointer or key event that moved the point (benchmarks)
+  digitOnGpu: false,    // the GPU draws the digit canvas itself (no readback)
+  gpuStarting: false,   // the page runs on the CPU while WebGPU starts
+  // Drag-to-pixels latency: the input event that asked for the digit being decoded, and for
+  // each digit shown, ms from that event to the animation frame that first shows it.
+  pendingInput: 0, latencies: [], work: [],
 };
+
+const record = (list, ms) => { list.push(ms); if (list.length > 1000) list.shift(); };
 
 function showError(message) {
   const el = $("error");
@@ -29,7 +35,11 @@ function setStatus() {
   const e = state.explorer;
   if (!e) return;
   const t = state.lastDecodeMs == null ? "" : ` · last decode ${state.lastDecodeMs.toFixed(1)} ms`;
-  $("status").textContent = `backend: ${e.backend()}${t}`;
+  const where = state.digitOnGpu && e.drawsOnGpu() ? " · drawn on the GPU" : "";
+  const n = e.recoveries?.() ?? 0;
+  const lost = n ? ` · recovered from ${n} lost GPU device${n > 1 ? "s" : ""}` : "";
+  const starting = state.gpuStarting ? " · starting WebGPU…" : "";
+  $("status").textContent = `backend: ${e.backend()}${where}${starting}${t}${lost}`;
   const note = e.gpuNote();
   $("notice").hidden = !note;
   if (note) $("notice").textContent = `Not using the GPU: ${note}. Everything still works on the CPU (the same model, compiled to WebAssembly).`;
@@ -131,22 +141,44 @@ function paintDigit(canvas, pixels, offset = 0) {
   ctx.putImageData(img, 0, 0);
 }
 
-// Decodes the latest requested z; requests that arrive meanwhile collapse into one.
-async function requestDecode(z) {
+// A fresh digit canvas: one the GPU drew on has a WebGPU context and cannot be painted by 2D.
+function freshDigitCanvas() {
+  const old = $("digit");
+  const c = old.cloneNode(false);
+  c.width = c.height = state.side;
+  old.replaceWith(c);
+  state.digitOnGpu = false;
+  return c;
+}
+
+// Decodes the latest requested z and shows it; requests that arrive meanwhile collapse into one.
+// On the GPU the decoder's output is drawn straight onto the canvas; on the CPU it is painted.
+async function requestDecode(z, inputTime) {
   state.pendingZ = z.slice();
+  state.pendingInput = inputTime ?? performance.now();
   if (state.decoding) return;
   state.decoding = true;
   try {
     while (state.pendingZ) {
-      const zz = state.pendingZ;
+      const zz = state.pendingZ, input = state.pendingInput;
       state.pendingZ = null;
       const t0 = performance.now();
-      const pixels = await state.explorer.decode(Float32Array.from(zz));
+      const pixels = await state.explorer.show(Float32Array.from(zz));
       state.lastDecodeMs = performance.now() - t0;
-      paintDigit($("digit"), pixels);
+      if (pixels && state.digitOnGpu && state.explorer.drawsOnGpu()) {
+        // Decoded on the CPU just before the GPU took the canvas over: show it from the GPU.
+        state.pendingZ ??= zz;
+        continue;
+      }
+      if (pixels) {
+        const canvas = state.digitOnGpu ? freshDigitCanvas() : $("digit");
+        paintDigit(canvas, pixels);
+      }
       $("digit").dataset.z = zz.map((v) => String(v)).join(",");
       $("zval").textContent = fmt(zz);
       setStatus();
+      record(state.work, performance.now() - input);
+      requestAnimationFrame(() => record(state.latencies, performance.now() - input));
     }
   } catch (e) {
     showError(`Decoding failed: ${e.message ?? e}`);
@@ -155,7 +187,7 @@ async function requestDecode(z) {
   }
 }
 
-function moveTo(z, { fromEncoder = false } = {}) {
+function moveTo(z, { fromEncoder = false, inputTime } = {}) {
   state.z = z;
   if (!fromEncoder) state.sigma = null;
   $("use-encoder-sigma").disabled = !state.sigma;
@@ -163,7 +195,7 @@ function moveTo(z, { fromEncoder = false } = {}) {
   state.samples = [];
   $("samples").innerHTML = "";
   drawPlane();
-  requestDecode(z);
+  requestDecode(z, inputTime);
 }
 
 async function sample() {
@@ -283,15 +315,16 @@ function setupPoint() {
   let dragging = false;
   wrap.addEventListener("pointerdown", (ev) => {
     dragging = true;
-    state.lastInputTime = ev.timeStamp;
     try { wrap.setPointerCapture(ev.pointerId); } catch { /* synthetic events have no capture */ }
-    moveTo(fromClient(ev.clientX, ev.clientY));
+    moveTo(fromClient(ev.clientX, ev.clientY), { inputTime: ev.timeStamp });
     ev.preventDefault();
   });
-  wrap.addEventListener("pointermove", (ev) => {
+  // Chromium delivers pointermove aligned to animation frames, up to a frame late;
+  // pointerrawupdate (secure contexts) comes as soon as the pointer moves.
+  const raw = "onpointerrawupdate" in window;
+  wrap.addEventListener(raw ? "pointerrawupdate" : "pointermove", (ev) => {
     if (!dragging) return;
-    state.lastInputTime = ev.timeStamp;
-    moveTo(fromClient(ev.clientX, ev.clientY));
+    moveTo(fromClient(ev.clientX, ev.clientY), { inputTime: ev.timeStamp });
   });
   const stop = () => { dragging = false; };
   wrap.addEventListener("pointerup", stop);
@@ -301,9 +334,8 @@ function setupPoint() {
     const d = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] }[ev.key];
     if (!d) return;
     ev.preventDefault();
-    state.lastInputTime = ev.timeStamp;
     const r = state.range;
-    moveTo([Math.max(-r, Math.min(r, state.z[0] + d[0])), Math.max(-r, Math.min(r, state.z[1] + d[1]))]);
+    moveTo([Math.max(-r, Math.min(r, state.z[0] + d[0])), Math.max(-r, Math.min(r, state.z[1] + d[1]))], { inputTime: ev.timeStamp });
   });
 }
 
@@ -327,10 +359,28 @@ async function loadModel(bytes, what) {
   state.side = explorer.side();
   state.latent = explorer.latent();
   showError("");
+  freshDigitCanvas();
   drawBackdrop();
   setStatus();
   moveTo([0, 0]);
+  if (backend !== "cpu") startGpu(explorer);
   return true;
+}
+
+// The page works on the CPU from the first moment; WebGPU takes over once its device is open and
+// its shaders compiled. The GPU then draws the digit itself: the canvas holds one model pixel
+// per pixel and CSS scales it up crisply, like the CPU path.
+async function startGpu(explorer) {
+  state.gpuStarting = true;
+  setStatus();
+  const ok = await explorer.startGpu();
+  if (state.explorer !== explorer) return; // another model was loaded meanwhile
+  state.gpuStarting = false;
+  if (ok) {
+    state.digitOnGpu = explorer.attachDigit(freshDigitCanvas());
+    requestDecode(state.z);
+  }
+  setStatus();
 }
 
 async function main() {
@@ -354,7 +404,12 @@ async function main() {
     while (state.decoding || !$("digit").dataset.z) await new Promise((r) => setTimeout(r, 10));
     document.body.dataset.ready = "true";
   }
-  window.explorer = { state, decodeCpu: (z) => state.explorer.decodeCpu(Float32Array.from(z)), moveTo };
+  window.explorer = {
+    state, moveTo,
+    decodeCpu: (z) => state.explorer.decodeCpu(Float32Array.from(z)),
+    // Tests: lose the GPU device as a driver reset would.
+    loseGpu: (allowRecovery) => state.explorer.loseGpuForTesting(allowRecovery),
+  };
 }
 
 main().catch((e) => showError(`The explorer could not start: ${e.message ?? e}`));

@@ -1,5 +1,5 @@
 // The explorer page in a real browser: Debian's Chromium driven by playwright-core, with
-// WebGPU (SwiftShader, `--enable-unsafe-webgpu`) and without it (the CPU fallback).
+// WebGPU (SwiftShader, see chromium.mjs) and without it (the CPU fallback).
 // Run by `npm test` after `npm run build`; needs /usr/bin/chromium (tests/setup.sh installs it).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -9,10 +9,9 @@ import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { serve } from "../../www/serve.mjs";
+import { CHROMIUM, BASE_ARGS, WEBGPU_ARGS } from "./chromium.mjs";
 
 const fixtures = new URL("../fixtures/", import.meta.url).pathname;
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const BASE_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 
 let server, base, tmp;
 before(async () => {
@@ -27,7 +26,7 @@ async function open({ webgpu, query = "" }) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: webgpu ? [...BASE_ARGS, "--enable-unsafe-webgpu"] : BASE_ARGS,
+    args: webgpu ? [...BASE_ARGS, ...WEBGPU_ARGS] : BASE_ARGS,
   });
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   const errors = [];
@@ -35,18 +34,37 @@ async function open({ webgpu, query = "" }) {
   page.on("pageerror", (e) => errors.push(String(e)));
   await page.goto(base + query);
   await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 60000 });
+  // The page starts on the CPU; wait until WebGPU has taken over (or failed to).
+  await page.waitForFunction(() => !window.explorer.state.gpuStarting, null, { timeout: 60000 });
+  await waitForIdle(page);
   return { browser, page, errors };
 }
 
-/** The digit canvas as 784 grey levels in [0, 1], and the z it claims to show. */
+/** The digit as shown on screen (a screenshot of the element: the GPU draws it through WebGPU,
+ * the CPU path through 2D), as one grey level in [0, 1] per model pixel, and the z it claims. */
 async function shownDigit(page) {
-  return page.evaluate(() => {
-    const c = document.querySelector('[data-testid="digit"]');
-    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  const digit = page.locator('[data-testid="digit"]');
+  const png = (await digit.screenshot()).toString("base64");
+  return page.evaluate(async (png) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${png}`;
+    await img.decode();
+    const side = window.explorer.state.side;
+    const c = document.createElement("canvas");
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const ctx = c.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(img, 0, 0);
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    // The centre of each model pixel's square.
     const px = [];
-    for (let i = 0; i < d.length; i += 4) px.push(d[i] / 255);
-    return { z: c.dataset.z.split(",").map(Number), px };
-  });
+    for (let y = 0; y < side; y++) {
+      for (let x = 0; x < side; x++) {
+        const sx = Math.floor(((x + 0.5) * c.width) / side), sy = Math.floor(((y + 0.5) * c.height) / side);
+        px.push(d[4 * (sy * c.width + sx)] / 255);
+      }
+    }
+    return { z: document.querySelector('[data-testid="digit"]').dataset.z.split(",").map(Number), px };
+  }, png);
 }
 
 async function waitForIdle(page) {
@@ -158,6 +176,7 @@ for (const webgpu of [true, false]) {
       const backend = await page.locator('[data-testid="backend"]').innerText();
       if (webgpu) {
         assert.match(backend, /WebGPU/, backend);
+        assert.match(backend, /drawn on the GPU/, "the digit should be drawn by the GPU, with no readback");
       } else {
         assert.match(backend, /CPU/, backend);
         assert.ok(await page.locator("#notice").isVisible(), "no sentence saying WebGPU is unavailable");
@@ -172,6 +191,35 @@ for (const webgpu of [true, false]) {
     }
   });
 }
+
+test("a lost GPU device is replaced, or the page falls back to the CPU, without a reload", { timeout: 300000 }, async () => {
+  const { browser, page, errors } = await open({ webgpu: true });
+  try {
+    // The device goes away (as in a driver reset); the next drag gets a new device.
+    await page.evaluate(() => window.explorer.loseGpu(true));
+    await drag(page, [0.4, 0.4], [0.6, 0.55]);
+    await assertDigitMatchesReference(page);
+    let backend = await page.locator('[data-testid="backend"]').innerText();
+    assert.match(backend, /WebGPU.*recovered from 1 lost GPU device/, backend);
+    assert.match(backend, /drawn on the GPU/, backend);
+    // Lost again with no new device to be had: the CPU takes over, and says so.
+    await page.evaluate(() => window.explorer.loseGpu(false));
+    await drag(page, [0.6, 0.55], [0.35, 0.7]);
+    await assertDigitMatchesReference(page);
+    backend = await page.locator('[data-testid="backend"]').innerText();
+    assert.match(backend, /backend: CPU/, backend);
+    assert.match(await page.locator("#notice").innerText(), /lost/);
+    await drag(page, [0.35, 0.7], [0.7, 0.3]);
+    await assertDigitMatchesReference(page);
+    // Encoding and sampling still work on the CPU.
+    await page.locator('[data-testid="upload"]').setInputFiles(join(fixtures, "digit-7-test0.png"));
+    await page.waitForFunction(() => window.explorer.state.sigma !== null);
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="samples"] canvas').length === 16);
+    assert.deepEqual(errors.filter((e) => !/lost|destroy/i.test(e)), [], `console errors: ${errors.join("\n")}`);
+  } finally {
+    await browser.close();
+  }
+});
 
 test("?backend=cpu forces the CPU even with WebGPU", { timeout: 120000 }, async () => {
   const { browser, page } = await open({ webgpu: true, query: "?backend=cpu" });

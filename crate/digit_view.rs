@@ -1,0 +1,101 @@
+//! Draws a decoded digit from the GPU buffer the decoder wrote, with a render pass, so the
+//! page's hot path (drag, decode, show) never copies pixels back to the CPU. Shared by the
+//! browser (a canvas surface) and the native tests (an offscreen texture).
+
+use wgpu::util::DeviceExt;
+
+use crate::gpu::GpuBatch;
+
+const DIGIT_WGSL: &str = include_str!("../shaders/digit.wgsl");
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct View {
+    side: u32,
+    offset: u32,
+    width: u32,
+    height: u32,
+}
+
+pub struct DigitView {
+    pipeline: wgpu::RenderPipeline,
+    format: wgpu::TextureFormat,
+}
+
+impl DigitView {
+    /// A pipeline that draws into targets of `format`. Use a non-sRGB format: the values are
+    /// the model's intensities, written as they are (as the CPU path paints them).
+    pub fn new(device: &wgpu::Device, format: wgpu::TextureFormat) -> Self {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("digit"),
+            source: wgpu::ShaderSource::Wgsl(DIGIT_WGSL.into()),
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("digit"),
+            layout: None,
+            vertex: wgpu::VertexState { module: &module, entry_point: Some("vs"), compilation_options: Default::default(), buffers: &[] },
+            fragment: Some(wgpu::FragmentState {
+                module: &module,
+                entry_point: Some("fs"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState { format, blend: None, write_mask: wgpu::ColorWrites::ALL })],
+            }),
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: None,
+            multisample: wgpu::MultisampleState::default(),
+            multiview_mask: None,
+            cache: None,
+        });
+        DigitView { pipeline, format }
+    }
+
+    pub fn format(&self) -> wgpu::TextureFormat {
+        self.format
+    }
+
+    /// Records drawing digit `row` of `batch` (whose rows hold `side * side` values, padded to
+    /// `batch.width`) over the whole `target` of `width x height` pixels.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        device: &wgpu::Device,
+        enc: &mut wgpu::CommandEncoder,
+        batch: &GpuBatch,
+        row: usize,
+        side: usize,
+        target: &wgpu::TextureView,
+        (width, height): (u32, u32),
+    ) {
+        debug_assert!(row < batch.rows && side * side <= batch.width);
+        let view = View { side: side as u32, offset: (row * batch.width) as u32, width: width.max(1), height: height.max(1) };
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("digit.view"),
+            contents: bytemuck::bytes_of(&view),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("digit"),
+            layout: &self.pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: batch.buffer.as_entire_binding() },
+            ],
+        });
+        let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("digit"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: target,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::BLACK), store: wgpu::StoreOp::Store },
+            })],
+            depth_stencil_attachment: None,
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.draw(0..3, 0..1);
+    }
+}
