@@ -241,7 +241,8 @@ impl Explorer {
 
     /// The file's metadata as an object of strings.
     pub fn metadata(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.inner.metadata)
+        // A plain object (serde_wasm_bindgen would make a Map of it).
+        self.inner.metadata.serialize(&serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true)).map_err(js_err)
     }
 
     /// Encoder means of the embedded data set (`n * latent`), empty if the file has none.

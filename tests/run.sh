@@ -22,6 +22,11 @@ fi
 grep -q 'wgpu feature "webgpu"' <<<"$features" || { echo "wgpu's webgpu feature is missing for wasm32" >&2; exit 1; }
 echo "ok: wasm32 build uses wgpu features: $(grep -o 'wgpu feature "[a-z-]*"' <<<"$features" | sort -u | tr '\n' ' ')"
 
+echo "== a small model from the trainer, for the page's model picker"
+export SMALL_MODEL="$PWD/target/browser-test/small.safetensors"
+cargo run --release --locked --bin train -- --data "$MNIST_DIR" --limit 2048 --epochs 2 \
+  --hidden 64,32 --iw-samples 4 --seed 7 --out "$SMALL_MODEL"
+
 echo "== the page in a real browser (Chromium, with and without WebGPU)"
 bash www/build.sh
 node --test --test-concurrency=1 tests/browser/explorer.test.mjs

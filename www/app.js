@@ -49,6 +49,7 @@ function setStatus() {
 const plane = $("plane");
 const pctx = plane.getContext("2d");
 let planeBackdrop = null; // the scatter, drawn once per model
+const MANIFOLD_GRID = 24;  // decoded digits per side of the optional manifold backdrop
 
 function toCanvas([x, y]) {
   const s = plane.width / (2 * state.range);
@@ -73,6 +74,9 @@ function drawBackdrop() {
   const W = plane.width;
   pctx.fillStyle = "#fff";
   pctx.fillRect(0, 0, W, W);
+  if ($("manifold").checked && state.manifold?.explorer === e && state.manifold.range === state.range) {
+    pctx.drawImage(state.manifold.canvas, 0, 0, W, W);
+  }
   // Axes and unit grid.
   pctx.strokeStyle = "#eee";
   pctx.fillStyle = "#888";
@@ -126,6 +130,50 @@ function drawPlane() {
 }
 
 const fmt = (z) => z.map((v) => v.toFixed(3)).join(", ");
+
+// The decoded manifold: a grid of digits decoded at the centres of the plane's cells, drawn
+// faintly (ink as grey on white) behind the points, so the plane reads as a map of what the
+// decoder draws where.
+async function showManifold() {
+  const e = state.explorer;
+  if (!$("manifold").checked || (state.manifold?.explorer === e && state.manifold.range === state.range)) {
+    drawBackdrop();
+    drawPlane();
+    return;
+  }
+  const G = MANIFOLD_GRID, n = state.side, range = state.range, d = state.latent;
+  const z = new Float32Array(G * G * d);
+  for (let i = 0; i < G; i++) {
+    for (let j = 0; j < G; j++) {
+      const k = (i * G + j) * d;
+      z[k] = -range + ((j + 0.5) * 2 * range) / G;      // column: z1 left to right
+      if (d > 1) z[k + 1] = range - ((i + 0.5) * 2 * range) / G; // row: z2 top to bottom
+    }
+  }
+  try {
+    const pixels = await e.decode(z);
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = G * n;
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(G * n, G * n);
+    for (let c = 0; c < G * G; c++) {
+      const ox = (c % G) * n, oy = Math.floor(c / G) * n;
+      for (let p = 0; p < n * n; p++) {
+        const v = Math.max(0, Math.min(1, pixels[c * n * n + p]));
+        const q = 4 * ((oy + Math.floor(p / n)) * G * n + ox + (p % n));
+        img.data[q] = img.data[q + 1] = img.data[q + 2] = Math.round(255 - 150 * v);
+        img.data[q + 3] = 255;
+      }
+    }
+    ctx.putImageData(img, 0, 0);
+    if (state.explorer !== e) return;
+    state.manifold = { explorer: e, range, canvas, z, pixels };
+    drawBackdrop();
+    drawPlane();
+  } catch (err) {
+    showError(`Decoding the manifold failed: ${err.message ?? err}`);
+  }
+}
 
 // ---- digits -----------------------------------------------------------------------------
 function paintDigit(canvas, pixels, offset = 0) {
@@ -363,6 +411,7 @@ async function loadModel(bytes, what) {
   drawBackdrop();
   setStatus();
   moveTo([0, 0]);
+  if ($("manifold").checked) showManifold();
   if (backend !== "cpu") startGpu(explorer);
   return true;
 }
@@ -389,6 +438,7 @@ async function main() {
   setupPad();
   $("sigma").addEventListener("input", () => { $("sigmaval").textContent = Number($("sigma").value).toFixed(2); });
   $("resample").addEventListener("click", () => { state.seed++; sample(); });
+  $("manifold").addEventListener("change", () => { if (state.explorer) showManifold(); });
   $("upload").addEventListener("change", (ev) => onUpload(ev.target.files[0]));
   $("model-file").addEventListener("change", async (ev) => {
     const f = ev.target.files[0];

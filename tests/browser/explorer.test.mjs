@@ -3,7 +3,7 @@
 // Run by `npm test` after `npm run build`; needs /usr/bin/chromium (tests/setup.sh installs it).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
@@ -145,6 +145,34 @@ async function checkDrawing(page) {
   assert.ok(px.filter((v) => v > 0.5).length > 20, "the reconstruction is blank");
 }
 
+/** The optional manifold backdrop: a grid of decoded digits behind the points. */
+async function checkManifold(page) {
+  const brightness = () => page.evaluate(() => {
+    const c = document.querySelector('[data-testid="latent-plane"]');
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let sum = 0;
+    for (let i = 0; i < d.length; i += 4) sum += d[i] + d[i + 1] + d[i + 2];
+    return sum / (d.length / 4) / 765;
+  });
+  const before = await brightness();
+  await page.locator('[data-testid="manifold"]').check();
+  await page.waitForFunction(() => window.explorer.state.manifold?.explorer === window.explorer.state.explorer);
+  const after = await brightness();
+  assert.ok(after < before - 0.02, `the plane did not darken with the manifold behind it (${before} -> ${after})`);
+  // Each cell is the decode of its z (checked against the CPU reference for a few cells).
+  const worst = await page.evaluate(() => {
+    const { z, pixels } = window.explorer.state.manifold;
+    const d = window.explorer.state.latent, n = 784;
+    let worst = 0;
+    for (const c of [0, 57, 300, 575]) {
+      const ref = window.explorer.decodeCpu(Array.from(z.slice(c * d, (c + 1) * d)));
+      for (let p = 0; p < n; p++) worst = Math.max(worst, Math.abs(ref[p] - pixels[c * n + p]));
+    }
+    return worst;
+  });
+  assert.ok(worst < 1e-4, `manifold cells differ from the CPU decode by ${worst}`);
+}
+
 async function errorText(page) {
   await page.waitForSelector('[data-testid="error"]:not([hidden])');
   return page.locator('[data-testid="error"]').innerText();
@@ -184,6 +212,7 @@ for (const webgpu of [true, false]) {
       await checkDragging(page);
       await checkUpload(page);
       await checkDrawing(page);
+      await checkManifold(page);
       if (webgpu) await page.screenshot({ path: join(tmp, "explorer.png"), fullPage: true });
       assert.deepEqual(errors, [], `console errors: ${errors.join("\n")}`);
     } finally {
@@ -216,6 +245,27 @@ test("a lost GPU device is replaced, or the page falls back to the CPU, without 
     await page.waitForFunction(() => window.explorer.state.sigma !== null);
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="samples"] canvas').length === 16);
     assert.deepEqual(errors.filter((e) => !/lost|destroy/i.test(e)), [], `console errors: ${errors.join("\n")}`);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("a model trained with `train` loads through the file picker and drives the page", { timeout: 300000 }, async () => {
+  // tests/run.sh trains it (784-64-32-(2), 2 epochs on 2048 images) before these tests.
+  const small = process.env.SMALL_MODEL ?? new URL("../../target/browser-test/small.safetensors", import.meta.url).pathname;
+  assert.ok(existsSync(small), `${small} is missing: run the browser tests through tests/run.sh (npm test), which trains it`);
+  const { browser, page, errors } = await open({ webgpu: true });
+  try {
+    await page.locator('[data-testid="model-file"]').setInputFiles(small);
+    await page.waitForFunction(() => JSON.parse(window.explorer.state.explorer.metadata().architecture).encoder_hidden.join() === "64,32");
+    await page.waitForFunction(() => !window.explorer.state.gpuStarting);
+    const backend = await page.locator('[data-testid="backend"]').innerText();
+    assert.match(backend, /WebGPU.*drawn on the GPU/, backend);
+    // The plane shows the new model's own embedding of the test set.
+    assert.equal(await page.evaluate(() => window.explorer.state.explorer.embeddingLabels().length), 10000);
+    await drag(page, [0.35, 0.35], [0.65, 0.6]);
+    await assertDigitMatchesReference(page); // decodeCpu is the loaded model's CPU reference
+    assert.deepEqual(errors, [], `console errors: ${errors.join("\n")}`);
   } finally {
     await browser.close();
   }
