@@ -433,6 +433,15 @@ async function startGpu(explorer) {
 }
 
 async function main() {
+  // The model downloads while the wasm module compiles.
+  const model = fetch("models/mnist-2d.safetensors").then(
+    async (res) => {
+      if (!res.ok) throw new Error(`Could not fetch the model (HTTP ${res.status}).`);
+      return new Uint8Array(await res.arrayBuffer());
+    },
+    (e) => { throw new Error(`Could not fetch the model (${e.message ?? e}).`); },
+  );
+  model.catch(() => {}); // reported below, once the page can show it
   await init();
   setupPoint();
   setupPad();
@@ -444,12 +453,14 @@ async function main() {
     const f = ev.target.files[0];
     if (f) await loadModel(new Uint8Array(await f.arrayBuffer()), `“${f.name}”`);
   });
-  const res = await fetch("models/mnist-2d.safetensors");
-  if (!res.ok) {
-    showError(`Could not fetch the model (HTTP ${res.status}).`);
+  let bytes;
+  try {
+    bytes = await model;
+  } catch (e) {
+    showError(e.message ?? String(e));
     return;
   }
-  if (await loadModel(new Uint8Array(await res.arrayBuffer()), "The shipped model")) {
+  if (await loadModel(bytes, "The shipped model")) {
     // Ready once the first digit is on screen.
     while (state.decoding || !$("digit").dataset.z) await new Promise((r) => setTimeout(r, 10));
     document.body.dataset.ready = "true";
