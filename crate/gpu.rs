@@ -249,26 +249,16 @@ impl GpuEngine {
             GpuLayer { wt: upload(label, &wt), bias: upload(label, &bias), n_in, n_out, act: act_code(act) }
         };
         let lay = vae.layout();
-        let mut encoder: Vec<GpuLayer> = lay
-            .encoder
-            .iter()
-            .map(|&i| {
-                let (l, w, b) = vae.layer(i);
-                layer(&l.name, vec![(w, b)], l.n_in, l.activation)
-            })
-            .collect();
+        let plain = |&i: &usize| {
+            let (l, w, b) = vae.layer(i);
+            layer(&l.name, vec![(w, b)], l.n_in, l.activation)
+        };
+        let mut encoder: Vec<GpuLayer> = lay.encoder.iter().map(plain).collect();
         // The two heads as one layer: outputs [mu (latent) | logvar (latent)].
         let (mu_spec, mu_w, mu_b) = vae.layer(lay.mu);
         let (_, lv_w, lv_b) = vae.layer(lay.logvar);
         encoder.push(layer("encoder.heads", vec![(mu_w, mu_b), (lv_w, lv_b)], mu_spec.n_in, Activation::Identity));
-        let decoder = lay
-            .decoder
-            .iter()
-            .map(|&i| {
-                let (l, w, b) = vae.layer(i);
-                layer(&l.name, vec![(w, b)], l.n_in, l.activation)
-            })
-            .collect();
+        let decoder = lay.decoder.iter().map(plain).collect();
 
         let timer = timestamps.then(|| Timer {
             queries: device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("timer"), ty: wgpu::QueryType::Timestamp, count: 2 }),
@@ -317,11 +307,6 @@ impl GpuEngine {
 
     pub fn adapter(&self) -> &wgpu::Adapter {
         &self.adapter
-    }
-
-    /// The reason the device was lost, if it was.
-    pub fn lost_reason(&self) -> Option<String> {
-        self.lost.lock().ok().and_then(|l| l.clone())
     }
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {

@@ -1,9 +1,9 @@
 //! The JavaScript interface of the browser build: one `Explorer` object per loaded model.
 //!
-//! Decoding, encoding and sampling run on WebGPU through the GPU engine once it has started, when the browser has it,
-//! and on the CPU reference (the same Rust, compiled to wasm) when it does not, or when the GPU
-//! fails mid-session: the explorer then records why and carries on on the CPU without a reload.
-//! A lost GPU device is replaced by a new one when the browser gives one, without a reload.
+//! Decoding, encoding and sampling run on the CPU reference (the same Rust, compiled to wasm)
+//! from the start, and on WebGPU through the GPU engine once `startGpu` has opened it. A lost
+//! device is replaced by a new one when the browser gives one; when it does not, or the GPU fails
+//! otherwise, the explorer records why and carries on on the CPU, all without a reload.
 //! Async methods return Promises; the state lives behind `Rc` so futures own what they use.
 
 use std::cell::{Cell, RefCell};

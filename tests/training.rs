@@ -68,16 +68,19 @@ fn beta_zero_frees_the_kl_and_a_large_beta_collapses_it() {
     assert!(rec_big > rec1 + 5.0, "reconstruction at beta 50 ({rec_big}) vs beta 1 ({rec1})");
 }
 
+/// The weights after `steps` steps of `small_config(1.0)` as changed by `tweak`.
+fn params_after(data: &latent_explorer::dataset::Dataset, steps: usize, tweak: impl FnOnce(&mut TrainConfig)) -> Vec<f32> {
+    let mut c = small_config(1.0);
+    tweak(&mut c);
+    let mut t = Trainer::new(c, data).unwrap();
+    t.bench_steps(steps);
+    t.state.vae.params().to_vec()
+}
+
 #[test]
 fn same_seed_same_weights_other_seed_other_weights() {
     let data = common::mnist_subset(512, 100);
-    let run = |seed: u32| {
-        let mut c = small_config(1.0);
-        c.seed = seed;
-        let mut t = Trainer::new(c, &data).unwrap();
-        t.bench_steps(12);
-        t.state.vae.params().to_vec()
-    };
+    let run = |seed: u32| params_after(&data, 12, |c| c.seed = seed);
     let a = run(1);
     assert_eq!(a, run(1));
     assert_ne!(a, run(2));
@@ -88,13 +91,7 @@ fn the_thread_count_does_not_change_the_weights() {
     // Each value is computed the same way however the batch is sharded, so 1, 2 and 3 threads
     // (3 does not divide the batch) train the same model bit for bit.
     let data = common::mnist_subset(512, 100);
-    let run = |threads: usize| {
-        let mut c = small_config(1.0);
-        c.threads = threads;
-        let mut t = Trainer::new(c, &data).unwrap();
-        t.bench_steps(10);
-        t.state.vae.params().to_vec()
-    };
+    let run = |threads: usize| params_after(&data, 10, |c| c.threads = threads);
     let one = run(1);
     assert_eq!(one, run(2));
     assert_eq!(one, run(3));

@@ -72,18 +72,9 @@ fn next<'a>(parts: &mut std::vec::IntoIter<&'a mut [f32]>) -> &'a mut [f32] {
     parts.next().expect("one part per shard")
 }
 
-/// Splits a [rows, width] buffer at the row `bounds`.
+/// Splits a [rows, width] buffer at the row `bounds` (first 0, last rows).
 fn split_one<'a>(buf: &'a mut [f32], bounds: &[usize], rows: usize) -> std::vec::IntoIter<&'a mut [f32]> {
     let width = buf.len() / rows.max(1);
-    split_rows(buf, bounds, width)
-}
-
-fn split_each<'a>(bufs: &'a mut [Vec<f32>], bounds: &[usize], rows: usize) -> Vec<std::vec::IntoIter<&'a mut [f32]>> {
-    bufs.iter_mut().map(|b| split_one(b, bounds, rows)).collect()
-}
-
-/// Splits `buf` ([rows, width]) at the row `bounds` (first 0, last rows).
-fn split_rows<'a>(buf: &'a mut [f32], bounds: &[usize], width: usize) -> std::vec::IntoIter<&'a mut [f32]> {
     let mut parts = Vec::with_capacity(bounds.len().saturating_sub(1));
     let mut rest = buf;
     for w in bounds.windows(2) {
@@ -92,6 +83,10 @@ fn split_rows<'a>(buf: &'a mut [f32], bounds: &[usize], width: usize) -> std::ve
         rest = tail;
     }
     parts.into_iter()
+}
+
+fn split_each<'a>(bufs: &'a mut [Vec<f32>], bounds: &[usize], rows: usize) -> Vec<std::vec::IntoIter<&'a mut [f32]>> {
+    bufs.iter_mut().map(|b| split_one(b, bounds, rows)).collect()
 }
 
 impl Workspace {

@@ -432,29 +432,24 @@ fn block_rows(n_in: usize, n_out: usize) -> usize {
 
 /// Splits parameter-shaped buffers into the row blocks of every layer (layers are stored
 /// back to back in index order, each as its weight then its bias).
-fn row_blocks<'a>(lay: &ParamLayout, p: &'a mut [f32], m: &'a mut [f32], v: &'a mut [f32]) -> Vec<RowBlock<'a>> {
-    fn parts<'b>(mut buf: &'b mut [f32], lay: &ParamLayout) -> Vec<(&'b mut [f32], &'b mut [f32])> {
-        let mut out = Vec::new();
-        for (i, l) in lay.layers.iter().enumerate() {
-            assert_eq!(lay.ranges(i).0.start + buf.len(), lay.len, "layers are stored back to back");
-            let (layer, rest) = std::mem::take(&mut buf).split_at_mut(l.n_params());
-            buf = rest;
-            let (w, b) = layer.split_at_mut(l.n_in * l.n_out);
-            let per = block_rows(l.n_in, l.n_out);
-            out.extend(w.chunks_mut(per * l.n_in).zip(b.chunks_mut(per)));
-        }
-        out
+fn row_blocks<'a>(lay: &ParamLayout, mut p: &'a mut [f32], mut m: &'a mut [f32], mut v: &'a mut [f32]) -> Vec<RowBlock<'a>> {
+    /// Takes the next layer off `buf`: its (weight rows, bias entries) in blocks of `per` rows.
+    fn layer_blocks<'b>(buf: &mut &'b mut [f32], n_in: usize, n_out: usize, per: usize) -> impl Iterator<Item = (&'b mut [f32], &'b mut [f32])> {
+        let (layer, rest) = std::mem::take(buf).split_at_mut(n_in * n_out + n_out);
+        *buf = rest;
+        let (w, b) = layer.split_at_mut(n_in * n_out);
+        w.chunks_mut(per * n_in).zip(b.chunks_mut(per))
     }
-    let spans = lay.layers.iter().enumerate().flat_map(|(i, l)| {
+    let mut blocks = Vec::new();
+    for (i, l) in lay.layers.iter().enumerate() {
+        assert_eq!(lay.ranges(i).0.start + p.len(), lay.len, "layers are stored back to back");
         let per = block_rows(l.n_in, l.n_out);
-        (0..l.n_out).step_by(per).map(move |r| (i, r..(r + per).min(l.n_out)))
-    });
-    spans
-        .zip(parts(p, lay))
-        .zip(parts(m, lay))
-        .zip(parts(v, lay))
-        .map(|((((layer, rows), p), m), v)| RowBlock { layer, rows, p, m, v })
-        .collect()
+        let (pb, mb, vb) = (layer_blocks(&mut p, l.n_in, l.n_out, per), layer_blocks(&mut m, l.n_in, l.n_out, per), layer_blocks(&mut v, l.n_in, l.n_out, per));
+        for (((r0, p), m), v) in (0..l.n_out).step_by(per).zip(pb).zip(mb).zip(vb) {
+            blocks.push(RowBlock { layer: i, rows: r0..(r0 + per).min(l.n_out), p, m, v });
+        }
+    }
+    blocks
 }
 
 fn append_line(path: &Path, line: &str) -> Result<(), ModelError> {
