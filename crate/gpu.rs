@@ -45,6 +45,46 @@ pub enum GpuError {
     Input(#[from] crate::error::ModelError),
 }
 
+/// Why work runs on the CPU instead of the GPU: a stable code for the page to put into words
+/// for people, while the technical detail (an error's text) travels beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FallbackCause {
+    /// The browser has no WebGPU at all (no `navigator.gpu`).
+    NoWebGpu,
+    /// WebGPU is there but offered no adapter.
+    NoAdapter,
+    /// The GPU device was lost and not replaced.
+    DeviceLost,
+    /// The CPU backend was asked for.
+    RequestedCpu,
+    /// Any other GPU failure: a refused device, out of memory, a validation error, ...
+    GpuFailed,
+}
+
+impl FallbackCause {
+    /// "no-webgpu", "no-adapter", "device-lost", "requested-cpu" or "gpu-failed".
+    pub fn code(self) -> &'static str {
+        match self {
+            FallbackCause::NoWebGpu => "no-webgpu",
+            FallbackCause::NoAdapter => "no-adapter",
+            FallbackCause::DeviceLost => "device-lost",
+            FallbackCause::RequestedCpu => "requested-cpu",
+            FallbackCause::GpuFailed => "gpu-failed",
+        }
+    }
+}
+
+impl GpuError {
+    /// What this error means for a caller that falls back to the CPU because of it.
+    pub fn fallback_cause(&self) -> FallbackCause {
+        match self {
+            GpuError::NoAdapter(_) => FallbackCause::NoAdapter,
+            GpuError::DeviceLost(_) => FallbackCause::DeviceLost,
+            _ => FallbackCause::GpuFailed,
+        }
+    }
+}
+
 /// Options for [`GpuEngine::new`].
 #[derive(Clone, Debug, Default)]
 pub struct EngineOptions {
@@ -685,5 +725,30 @@ impl GpuEngine {
         let zs = self.read(&z, rows * d, false).await?.0;
         let px = self.read(&pixels, rows * width, false).await?.0;
         Ok((zs, px))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_fallback_causes() {
+        let cause = |e: GpuError| e.fallback_cause().code();
+        assert_eq!(cause(GpuError::NoAdapter("noop support not compiled in".into())), "no-adapter");
+        assert_eq!(cause(GpuError::DeviceLost("Destroyed".into())), "device-lost");
+        for e in [
+            GpuError::RequestDevice("x".into()),
+            GpuError::Unsupported("x".into()),
+            GpuError::OutOfMemory("x".into()),
+            GpuError::Validation("x".into()),
+            GpuError::Readback("x".into()),
+            GpuError::Surface("x".into()),
+        ] {
+            assert_eq!(cause(e), "gpu-failed");
+        }
+        use FallbackCause::*;
+        let codes = [NoWebGpu, NoAdapter, DeviceLost, RequestedCpu, GpuFailed].map(FallbackCause::code);
+        assert_eq!(codes, ["no-webgpu", "no-adapter", "device-lost", "requested-cpu", "gpu-failed"]);
     }
 }

@@ -3,7 +3,8 @@
 //! Decoding, encoding and sampling run on the CPU reference (the same Rust, compiled to wasm)
 //! from the start, and on WebGPU through the GPU engine once `startGpu` has opened it. A lost
 //! device is replaced by a new one when the browser gives one; when it does not, or the GPU fails
-//! otherwise, the explorer records why and carries on on the CPU, all without a reload.
+//! otherwise, the explorer records why (a cause code and the technical detail, for the page to
+//! put into words) and carries on on the CPU, all without a reload.
 //! Async methods return Promises; the state lives behind `Rc` so futures own what they use.
 
 use std::cell::{Cell, RefCell};
@@ -15,7 +16,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::digit_view::DigitView;
-use crate::gpu::{DigitTarget, EngineOptions, GpuEngine, GpuError};
+use crate::gpu::{DigitTarget, EngineOptions, FallbackCause, GpuEngine, GpuError};
 use crate::model::{reparameterize, Vae};
 use crate::preprocess;
 use crate::weights::{self, Embedding};
@@ -30,8 +31,8 @@ struct Inner {
     embedding: Option<Embedding>,
     metadata: std::collections::BTreeMap<String, String>,
     gpu: RefCell<Option<Rc<GpuEngine>>>,
-    /// Why the GPU is not in use, if it is not.
-    gpu_note: RefCell<Option<String>>,
+    /// Why the GPU is not in use, if it is not: the cause and the technical detail.
+    gpu_note: RefCell<Option<(FallbackCause, String)>>,
     /// One GPU operation at a time: each pushes and pops device error scopes across awaits,
     /// and interleaved operations would pop each other's scopes.
     gpu_lock: futures_util::lock::Mutex<()>,
@@ -85,10 +86,10 @@ impl Inner {
     }
 
     /// Drops the GPU after a failure; later calls use the CPU.
-    fn fall_back(&self, why: String) {
+    fn fall_back(&self, cause: FallbackCause, detail: String) {
         *self.gpu.borrow_mut() = None;
         *self.digit.borrow_mut() = None;
-        *self.gpu_note.borrow_mut() = Some(why);
+        *self.gpu_note.borrow_mut() = Some((cause, detail));
     }
 
     /// After a lost device: a new device and the model uploaded again, and the digit canvas
@@ -127,18 +128,26 @@ where
             Ok(v) => return Ok(Some(v)),
             Err(e @ GpuError::Input(_)) => return Err(js_err(e)),
             Err(GpuError::DeviceLost(why)) if attempt == 0 => {
-                if let Err(note) = inner.recover(&why).await {
-                    inner.fall_back(format!("{note}; continuing on the CPU"));
+                if let Err(detail) = inner.recover(&why).await {
+                    inner.fall_back(FallbackCause::DeviceLost, detail);
                     return Ok(None);
                 }
             }
             Err(e) => {
-                inner.fall_back(format!("the GPU failed ({e}); continuing on the CPU"));
+                inner.fall_back(e.fallback_cause(), e.to_string());
                 return Ok(None);
             }
         }
     }
     Ok(None)
+}
+
+/// Whether this browser exposes WebGPU at all (`navigator.gpu`; absent in browsers without it,
+/// where it is switched off, and outside secure contexts).
+fn browser_has_webgpu() -> bool {
+    js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|navigator| js_sys::Reflect::get(&navigator, &"gpu".into()))
+        .is_ok_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
 }
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
@@ -158,6 +167,13 @@ pub struct Explorer {
 struct Encoded {
     mu: Vec<f32>,
     logvar: Vec<f32>,
+}
+
+/// Why the GPU is not in use: `cause` is a [`FallbackCause`] code.
+#[derive(Serialize)]
+struct GpuNote<'a> {
+    cause: &'static str,
+    detail: &'a str,
 }
 
 #[derive(Serialize)]
@@ -187,7 +203,7 @@ impl Explorer {
                 recoveries: Cell::new(0),
             };
             if backend == "cpu" {
-                *inner.gpu_note.borrow_mut() = Some("the CPU backend was requested".into());
+                *inner.gpu_note.borrow_mut() = Some((FallbackCause::RequestedCpu, "the page was opened with ?backend=cpu".into()));
             }
             Ok(Explorer { inner: Rc::new(inner) }.into())
         })
@@ -202,6 +218,11 @@ impl Explorer {
             if inner.gpu().is_some() {
                 return Ok(JsValue::TRUE);
             }
+            if !browser_has_webgpu() {
+                let detail = "navigator.gpu is undefined: this browser has no WebGPU, it is switched off, or the page is not a secure context";
+                *inner.gpu_note.borrow_mut() = Some((FallbackCause::NoWebGpu, detail.into()));
+                return Ok(JsValue::FALSE);
+            }
             match GpuEngine::new(&inner.vae, EngineOptions::default()).await {
                 Ok(engine) => {
                     *inner.gpu.borrow_mut() = Some(Rc::new(engine));
@@ -209,7 +230,7 @@ impl Explorer {
                     Ok(JsValue::TRUE)
                 }
                 Err(e) => {
-                    *inner.gpu_note.borrow_mut() = Some(e.to_string());
+                    *inner.gpu_note.borrow_mut() = Some((e.fallback_cause(), e.to_string()));
                     Ok(JsValue::FALSE)
                 }
             }
@@ -224,10 +245,20 @@ impl Explorer {
         }
     }
 
-    /// Why the GPU is not in use (no WebGPU, an error, or a request), if it is not.
+    /// Whether decoding, encoding and sampling run on the GPU now.
+    #[wasm_bindgen(js_name = usesGpu)]
+    pub fn uses_gpu(&self) -> bool {
+        self.inner.gpu().is_some()
+    }
+
+    /// Why the GPU is not in use, if it is not: `{cause, detail}`, `cause` one of "no-webgpu",
+    /// "no-adapter", "device-lost", "requested-cpu", "gpu-failed"; `undefined` otherwise.
     #[wasm_bindgen(js_name = gpuNote)]
-    pub fn gpu_note(&self) -> Option<String> {
-        self.inner.gpu_note.borrow().clone()
+    pub fn gpu_note(&self) -> Result<JsValue, JsValue> {
+        match &*self.inner.gpu_note.borrow() {
+            Some((cause, detail)) => to_js(&GpuNote { cause: cause.code(), detail }),
+            None => Ok(JsValue::UNDEFINED),
+        }
     }
 
     pub fn latent(&self) -> usize {

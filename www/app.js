@@ -7,6 +7,15 @@ const $ = (id) => document.getElementById(id);
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const MAX_UPLOAD_PIXELS = 4096 * 4096; // as crate/preprocess.rs
 const SAMPLES = 16;
+// Why the explorer runs on the CPU, one plain sentence per cause; the codes come from the Rust
+// side (FallbackCause in crate/gpu.rs), the technical detail goes under "details".
+const CPU_REASONS = {
+  "no-webgpu": "This browser has no WebGPU, so the explorer runs on the CPU instead; everything still works.",
+  "no-adapter": "This browser has WebGPU but offered no GPU to use, so the explorer runs on the CPU instead; everything still works.",
+  "device-lost": "The GPU stopped responding (its device was lost), so the explorer now runs on the CPU; everything still works.",
+  "requested-cpu": "You asked for the CPU with ?backend=cpu, so the explorer runs on the CPU; everything works just the same.",
+  "gpu-failed": "The GPU ran into an error, so the explorer now runs on the CPU; everything still works.",
+};
 
 const state = {
   explorer: null, side: 28, latent: 2, range: 4,
@@ -42,7 +51,11 @@ function setStatus() {
   $("status").textContent = `backend: ${e.backend()}${where}${starting}${t}${lost}`;
   const note = e.gpuNote();
   $("notice").hidden = !note;
-  if (note) $("notice").textContent = `Not using the GPU: ${note}. Everything still works on the CPU (the same model, compiled to WebAssembly).`;
+  if (note) {
+    $("notice-text").textContent = CPU_REASONS[note.cause] ?? CPU_REASONS["gpu-failed"];
+    $("notice-detail").textContent = `${note.cause}: ${note.detail}`;
+  }
+  $("sampling-where").textContent = e.usesGpu() ? "GPU" : "CPU";
 }
 
 // ---- the latent plane -------------------------------------------------------------------
@@ -266,6 +279,7 @@ async function sample() {
       strip.appendChild(c);
     }
     drawPlane();
+    setStatus(); // the GPU may have failed while sampling
   } catch (err) {
     showError(`Sampling failed: ${err.message ?? err}`);
   }

@@ -1,5 +1,6 @@
 // How the browser tests and the benchmark start Debian's Chromium.
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+// With these alone, Chromium has navigator.gpu but its requestAdapter() resolves to null.
 export const BASE_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 // WebGPU on SwiftShader. The compositor must run on SwiftShader Vulkan too: with the default
 // (GL) compositor, presenting a WebGPU canvas loses the device ("A valid external Instance

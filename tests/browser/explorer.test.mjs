@@ -1,5 +1,6 @@
 // The explorer page in a real browser: Debian's Chromium driven by playwright-core, with
-// WebGPU (SwiftShader, see chromium.mjs) and without it (the CPU fallback).
+// WebGPU (SwiftShader, see chromium.mjs) and without it (the CPU fallback, for each reason the
+// page may have to fall back, with the sentence it shows for it).
 // Run by `npm test` after `npm run build`; needs /usr/bin/chromium (tests/setup.sh installs it).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -21,14 +22,16 @@ before(async () => {
 });
 after(() => server?.close());
 
-/** Opens the page in a fresh browser; returns { browser, page, errors }. */
-async function open({ webgpu, query = "" }) {
+/** Opens the page in a fresh browser; returns { browser, page, errors }. Without `webgpu`
+ * Chromium has `navigator.gpu` but offers no adapter; `init` runs in the page before its scripts. */
+async function open({ webgpu, query = "", init }) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: webgpu ? [...BASE_ARGS, ...WEBGPU_ARGS] : BASE_ARGS,
   });
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  if (init) await page.addInitScript(init);
   const errors = [];
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -173,6 +176,44 @@ async function checkManifold(page) {
   assert.ok(worst < 1e-4, `manifold cells differ from the CPU decode by ${worst}`);
 }
 
+// The notice's sentence for each reason the page runs on the CPU (CPU_REASONS in www/app.js).
+const REASONS = {
+  "no-webgpu": /^This browser has no WebGPU, so the explorer runs on the CPU instead; everything still works\.$/,
+  "no-adapter": /^This browser has WebGPU but offered no GPU to use, so the explorer runs on the CPU instead; everything still works\.$/,
+  "device-lost": /^The GPU stopped responding \(its device was lost\), so the explorer now runs on the CPU; everything still works\.$/,
+  "requested-cpu": /^You asked for the CPU with \?backend=cpu, so the explorer runs on the CPU; everything works just the same\.$/,
+  "gpu-failed": /^The GPU ran into an error, so the explorer now runs on the CPU; everything still works\.$/,
+};
+
+/** Where the page says it runs. With a `cause` (a key of REASONS): the notice shows that
+ * cause's sentence, the technical detail behind a "details" disclosure, and the sampling heading
+ * says the CPU. Without: no notice, and sampling on the GPU. Returns the detail text. */
+async function checkWhereItRuns(page, cause) {
+  const where = await page.locator('[data-testid="sampling-where"]').innerText();
+  const notice = page.locator('[data-testid="gpu-notice"]');
+  const details = page.locator('[data-testid="gpu-notice-details"]');
+  if (!cause) {
+    assert.ok(!(await notice.isVisible()) && !(await details.isVisible()), `a notice although the GPU is in use: ${await notice.innerText()}`);
+    assert.equal(where, "GPU", "the sampling heading should say the GPU");
+    return null;
+  }
+  assert.ok(await notice.isVisible(), `no notice saying why the page runs on the CPU (${cause})`);
+  const sentence = await notice.innerText();
+  assert.match(sentence, REASONS[cause]);
+  assert.doesNotMatch(sentence, /not compiled in/, "wgpu's internal list in the sentence");
+  assert.equal(where, "CPU", "the sampling heading should say the CPU");
+  assert.ok(await details.isVisible(), "no details disclosure");
+  const summary = details.locator("summary");
+  assert.equal(await summary.innerText(), "details");
+  const pre = details.locator("pre");
+  assert.ok(!(await pre.isVisible()), "the technical detail should be hidden until asked for");
+  await summary.click();
+  const detail = await pre.innerText();
+  assert.ok(detail.startsWith(`${cause}: `) && detail.length > cause.length + 5, `detail: ${detail}`);
+  await summary.click(); // closed again
+  return detail;
+}
+
 async function errorText(page) {
   await page.waitForSelector('[data-testid="error"]:not([hidden])');
   return page.locator('[data-testid="error"]').innerText();
@@ -196,7 +237,7 @@ function whitePng(w, h) {
 }
 
 for (const webgpu of [true, false]) {
-  const name = webgpu ? "with WebGPU" : "without WebGPU (CPU fallback)";
+  const name = webgpu ? "with WebGPU" : "WebGPU with no adapter (CPU fallback)";
 
   test(`${name}: backend, dragging, upload and drawing`, { timeout: 300000 }, async () => {
     const { browser, page, errors } = await open({ webgpu });
@@ -207,12 +248,14 @@ for (const webgpu of [true, false]) {
         assert.match(backend, /drawn on the GPU/, "the digit should be drawn by the GPU, with no readback");
       } else {
         assert.match(backend, /CPU/, backend);
-        assert.ok(await page.locator("#notice").isVisible(), "no sentence saying WebGPU is unavailable");
+        assert.match(await checkWhereItRuns(page, "no-adapter"), /adapter/);
       }
+      if (webgpu) await checkWhereItRuns(page, null);
       await checkDragging(page);
       await checkUpload(page);
       await checkDrawing(page);
       await checkManifold(page);
+      await checkWhereItRuns(page, webgpu ? null : "no-adapter");
       if (webgpu) await page.screenshot({ path: join(tmp, "explorer.png"), fullPage: true });
       assert.deepEqual(errors, [], `console errors: ${errors.join("\n")}`);
     } finally {
@@ -224,6 +267,7 @@ for (const webgpu of [true, false]) {
 test("a lost GPU device is replaced, or the page falls back to the CPU, without a reload", { timeout: 300000 }, async () => {
   const { browser, page, errors } = await open({ webgpu: true });
   try {
+    await checkWhereItRuns(page, null);
     // The device goes away (as in a driver reset); the next drag gets a new device.
     await page.evaluate(() => window.explorer.loseGpu(true));
     await drag(page, [0.4, 0.4], [0.6, 0.55]);
@@ -231,13 +275,14 @@ test("a lost GPU device is replaced, or the page falls back to the CPU, without 
     let backend = await page.locator('[data-testid="backend"]').innerText();
     assert.match(backend, /WebGPU.*recovered from 1 lost GPU device/, backend);
     assert.match(backend, /drawn on the GPU/, backend);
+    await checkWhereItRuns(page, null);
     // Lost again with no new device to be had: the CPU takes over, and says so.
     await page.evaluate(() => window.explorer.loseGpu(false));
     await drag(page, [0.6, 0.55], [0.35, 0.7]);
     await assertDigitMatchesReference(page);
     backend = await page.locator('[data-testid="backend"]').innerText();
     assert.match(backend, /backend: CPU/, backend);
-    assert.match(await page.locator("#notice").innerText(), /lost/);
+    assert.match(await checkWhereItRuns(page, "device-lost"), /lost/);
     await drag(page, [0.35, 0.7], [0.7, 0.3]);
     await assertDigitMatchesReference(page);
     // Encoding and sampling still work on the CPU.
@@ -275,7 +320,27 @@ test("?backend=cpu forces the CPU even with WebGPU", { timeout: 120000 }, async 
   const { browser, page } = await open({ webgpu: true, query: "?backend=cpu" });
   try {
     assert.match(await page.locator('[data-testid="backend"]').innerText(), /CPU/);
+    await checkWhereItRuns(page, "requested-cpu");
     await assertDigitMatchesReference(page);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("a browser with no WebGPU at all says so, and everything runs on the CPU", { timeout: 120000 }, async () => {
+  // WebGPU's flags are on, but navigator.gpu is gone before the page's scripts run: the page
+  // must notice its absence itself, not read it from whatever the adapter request says.
+  const { browser, page, errors } = await open({ webgpu: true, init: () => { delete Navigator.prototype.gpu; } });
+  try {
+    assert.equal(await page.evaluate(() => "gpu" in navigator), false);
+    assert.match(await page.locator('[data-testid="backend"]').innerText(), /backend: CPU/);
+    assert.match(await checkWhereItRuns(page, "no-webgpu"), /navigator\.gpu/);
+    await page.click("#resample");
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="samples"] canvas').length === 16);
+    await drag(page, [0.4, 0.4], [0.6, 0.55]);
+    await assertDigitMatchesReference(page);
+    await checkWhereItRuns(page, "no-webgpu");
+    assert.deepEqual(errors, [], `console errors: ${errors.join("\n")}`);
   } finally {
     await browser.close();
   }
