@@ -1,8 +1,13 @@
 //! Finding, downloading and verifying MNIST-format data sets on disk (native only).
 //!
-//! Resolution order: `--data DIR`, then `$MNIST_DIR`, then `./data/mnist`, which is downloaded
-//! from a public mirror when empty (like torchvision). Content is verified by the sha256 of the
-//! uncompressed bytes, so recompressed copies of the canonical files are accepted.
+//! Resolution order: `--data DIR`, then `$MNIST_DIR`, then `./data/mnist`, the managed folder,
+//! which is downloaded from a public mirror when empty (like torchvision).
+//!
+//! Checksums are verified where they protect something: a download, and the managed folder,
+//! which must hold the canonical MNIST (sha256 of the uncompressed bytes, so recompressed copies
+//! are accepted). A folder the user names holds any data set in the IDX format: its structure
+//! is validated, MNIST and Fashion-MNIST are recognised by their checksums, and anything else
+//! trains as a `custom` set whose checksums the model's metadata records.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -44,6 +49,8 @@ pub const DEFAULT_DIR: &str = "data/mnist";
 pub struct Dataset {
     /// `mnist`, `fashion-mnist`, or `custom` when the checksums match neither.
     pub name: String,
+    /// sha256 of each uncompressed file, in the order of [`FILES`].
+    pub files_sha256: [String; 4],
     pub dir: PathBuf,
     pub rows: usize,
     pub cols: usize,
@@ -65,6 +72,23 @@ impl Dataset {
     pub fn n_test(&self) -> usize {
         self.test_labels.len()
     }
+    /// Whether this is a data set the project knows by its checksums.
+    pub fn is_known(&self) -> bool {
+        self.name != "custom"
+    }
+    /// What the model's metadata records about the data.
+    pub fn metadata_json(&self) -> serde_json::Value {
+        let sha: serde_json::Map<String, serde_json::Value> =
+            FILES.iter().zip(&self.files_sha256).map(|(f, s)| (f.to_string(), s.clone().into())).collect();
+        serde_json::json!({
+            "name": self.name,
+            "folder": self.dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "train_images_sha256": self.train_images_sha256,
+            "sha256": sha,
+            "train_examples": self.n_train(),
+            "test_examples": self.n_test(),
+        })
+    }
     /// Keeps only the first `n` training examples.
     pub fn limit_train(&mut self, n: usize) {
         let n = n.min(self.n_train());
@@ -82,7 +106,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Where the data lives, and whether the user named it (then nothing is downloaded).
+/// Where the data lives, and whether the user named it (then nothing is downloaded or held to
+/// MNIST's checksums).
 pub fn resolve_dir(cli: Option<&Path>) -> (PathBuf, bool) {
     if let Some(p) = cli {
         return (p.to_path_buf(), true);
@@ -98,26 +123,46 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     [format!("{name}.gz"), name.to_string()].into_iter().map(|n| dir.join(n)).find(|p| p.is_file())
 }
 
-/// Loads the data set from `cli`/`$MNIST_DIR`/`./data/mnist`, downloading into the default
-/// folder when it is missing there.
+/// Loads the data set from `cli`/`$MNIST_DIR`/`./data/mnist` (see the module doc).
 pub fn load(cli: Option<&Path>) -> Result<Dataset, DataError> {
     let (dir, explicit) = resolve_dir(cli);
-    let missing: Vec<&str> = FILES.iter().copied().filter(|f| find_file(&dir, f).is_none()).collect();
+    if !explicit {
+        return load_managed(&dir);
+    }
+    let missing = missing_files(&dir);
     if !missing.is_empty() {
-        if explicit {
-            return Err(DataError::NotFound(format!(
-                "{} is missing {} (each as NAME or NAME.gz); point --data at a folder with the four MNIST or Fashion-MNIST IDX files",
-                dir.display(),
-                missing.join(", ")
-            )));
-        }
-        download(&dir, &missing, &mirrors())?;
+        return Err(DataError::NotFound(format!(
+            "{} is missing {} (each as NAME or NAME.gz); point --data at a folder with the four IDX files",
+            dir.display(),
+            missing.join(", ")
+        )));
     }
     load_dir(&dir)
 }
 
-/// Reads and verifies the four files in `dir`.
-pub fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
+/// The managed MNIST folder: downloads what is missing, then holds every file to MNIST's
+/// checksums, so a damaged or replaced file is named rather than trained on.
+pub fn load_managed(dir: &Path) -> Result<Dataset, DataError> {
+    let missing = missing_files(dir);
+    if !missing.is_empty() {
+        download(dir, &missing, &mirrors())?;
+    }
+    let raw = read_files(dir)?;
+    for (i, (file, bytes)) in raw.iter().enumerate() {
+        let found = sha256_hex(bytes);
+        if found != MNIST_SHA256[i] {
+            return Err(DataError::Checksum { file: file.clone(), expected: MNIST_SHA256[i].into(), found });
+        }
+    }
+    parse(dir, raw)
+}
+
+fn missing_files(dir: &Path) -> Vec<&'static str> {
+    FILES.iter().copied().filter(|f| find_file(dir, f).is_none()).collect()
+}
+
+/// Reads the four files in `dir` (gunzipped), each with the name errors use for it.
+fn read_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, DataError> {
     let mut raw = Vec::with_capacity(4);
     for name in FILES {
         let path = find_file(dir, name)
@@ -126,8 +171,19 @@ pub fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
         let bytes = fs::read(&path).map_err(|e| DataError::Io { path: label.clone(), reason: e.to_string() })?;
         raw.push((label.clone(), idx::maybe_gunzip(&label, bytes)?));
     }
-    let sums: Vec<String> = raw.iter().map(|(_, b)| sha256_hex(b)).collect();
-    let name = identify(&raw, &sums)?;
+    Ok(raw)
+}
+
+/// Reads the four files in `dir` and validates their structure; MNIST and Fashion-MNIST are
+/// recognised by their checksums, anything else is a `custom` set.
+pub fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
+    let raw = read_files(dir)?;
+    parse(dir, raw)
+}
+
+fn parse(dir: &Path, raw: Vec<(String, Vec<u8>)>) -> Result<Dataset, DataError> {
+    let sums: [String; 4] = std::array::from_fn(|i| sha256_hex(&raw[i].1));
+    let name = identify(&sums);
 
     let train = idx::parse_images(&raw[0].0, &raw[0].1)?;
     let train_labels = idx::parse_labels(&raw[1].0, &raw[1].1)?;
@@ -162,6 +218,8 @@ pub fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
     }
     Ok(Dataset {
         name,
+        train_images_sha256: sums[0].clone(),
+        files_sha256: sums,
         dir: dir.to_path_buf(),
         rows: train.rows,
         cols: train.cols,
@@ -169,24 +227,17 @@ pub fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
         train_labels,
         test_images: test.pixels,
         test_labels,
-        train_images_sha256: sums[0].clone(),
     })
 }
 
-/// Names the data set by its checksums. A set whose files partly match a known data set has a
-/// corrupt file: that is an error naming it, not a silent "custom" data set.
-fn identify(raw: &[(String, Vec<u8>)], sums: &[String]) -> Result<String, DataError> {
+/// Names the data set by its checksums: a known set only when all four files match it.
+fn identify(sums: &[String; 4]) -> String {
     for (name, known) in [("mnist", &MNIST_SHA256), ("fashion-mnist", &FASHION_MNIST_SHA256)] {
-        let matches = sums.iter().zip(known.iter()).filter(|(s, k)| s == k).count();
-        if matches == 4 {
-            return Ok(name.into());
-        }
-        if matches > 0 {
-            let i = sums.iter().zip(known.iter()).position(|(s, k)| s != k).unwrap_or(0);
-            return Err(DataError::Checksum { file: raw[i].0.clone(), expected: known[i].into(), found: sums[i].clone() });
+        if sums.iter().zip(known.iter()).all(|(s, k)| s == k) {
+            return name.into();
         }
     }
-    Ok("custom".into())
+    "custom".into()
 }
 
 fn mirrors() -> Vec<String> {

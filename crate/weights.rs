@@ -66,6 +66,10 @@ pub fn to_bytes(
         let n: usize = shape.iter().product();
         let values = &vae.params()[offset..offset + n];
         offset += n;
+        // Never write what `from_bytes` would refuse: a diverged run must leave no model behind.
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::NonFinite { name, index, value: values[index] });
+        }
         let (dt, bytes) = match dtype {
             StorageDtype::F32 => (Dtype::F32, f32_bytes(values)),
             StorageDtype::F16 => (Dtype::F16, values.iter().flat_map(|&v| f32_to_f16(v).to_le_bytes()).collect()),
@@ -80,6 +84,9 @@ pub fn to_bytes(
                 e.mu.len(),
                 e.labels.len()
             )));
+        }
+        if let Some(index) = e.mu.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::NonFinite { name: EMBEDDING_MU.into(), index, value: e.mu[index] });
         }
         tensors.push((EMBEDDING_MU.into(), vec![e.labels.len(), latent], Dtype::F32, f32_bytes(&e.mu)));
         tensors.push((EMBEDDING_LABEL.into(), vec![e.labels.len()], Dtype::U8, e.labels.clone()));

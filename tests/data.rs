@@ -92,25 +92,76 @@ fn real_mnist_loads_with_the_known_statistics() {
     assert_eq!(d.train_images_sha256, MNIST_SHA256[0]);
 }
 
-#[test]
-fn a_corrupt_file_in_an_mnist_folder_fails_its_checksum() {
+/// Copies MNIST's four files into a fresh folder.
+fn copy_mnist(name: &str) -> std::path::PathBuf {
     let src = common::mnist_dir();
-    let dir = common::temp_dir("corrupt-mnist");
+    let dir = common::temp_dir(name);
     for f in FILES {
         fs::copy(src.join(format!("{f}.gz")), dir.join(format!("{f}.gz"))).unwrap();
     }
+    dir
+}
+
+/// Replaces the training set in `dir` by its first `n` images and labels (a valid IDX set).
+fn cut_training_set(dir: &std::path::Path, n: usize) {
+    let read = |f: &str| idx::maybe_gunzip(f, fs::read(dir.join(format!("{f}.gz"))).unwrap()).unwrap();
+    let images = idx::parse_images("i", &read(FILES[0])).unwrap();
+    let labels = idx::parse_labels("l", &read(FILES[1])).unwrap();
+    fs::write(dir.join(format!("{}.gz", FILES[0])), gzip(&idx::encode_images(n, 28, 28, &images.pixels[..n * 784]))).unwrap();
+    fs::write(dir.join(format!("{}.gz", FILES[1])), gzip(&idx::encode_labels(&labels[..n]))).unwrap();
+}
+
+#[test]
+fn a_corrupt_file_in_the_managed_mnist_folder_fails_its_checksum() {
+    let dir = copy_mnist("corrupt-mnist");
     // Flip one training label: still a valid IDX file, but not MNIST's.
     let labels = idx::maybe_gunzip("l", fs::read(dir.join("train-labels-idx1-ubyte.gz")).unwrap()).unwrap();
     let mut bad = labels.clone();
     bad[100] = (bad[100] + 1) % 10;
     fs::write(dir.join("train-labels-idx1-ubyte.gz"), gzip(&bad)).unwrap();
-    match dataset::load_dir(&dir).unwrap_err() {
+    let err = dataset::load_managed(&dir).unwrap_err();
+    assert!(err.to_string().contains("the file is corrupt or not the canonical one"), "{err}");
+    match err {
         DataError::Checksum { file, expected, .. } => {
             assert!(file.contains("train-labels"), "{file}");
             assert_eq!(expected, MNIST_SHA256[1]);
         }
         other => panic!("{other:?}"),
     }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_subset_of_mnist_trains_as_a_custom_set_from_a_named_folder_but_not_in_the_managed_one() {
+    let dir = copy_mnist("mnist-subset");
+    cut_training_set(&dir, 3000);
+    let d = dataset::load(Some(&dir)).unwrap();
+    assert_eq!((d.name.as_str(), d.n_train(), d.n_test(), d.is_known()), ("custom", 3000, 10_000, false));
+    // Its own checksums are recorded: the cut training files, MNIST's own test files.
+    assert_ne!(d.files_sha256[0], MNIST_SHA256[0]);
+    assert_eq!(d.files_sha256[2..], MNIST_SHA256[2..]);
+    let meta = d.metadata_json();
+    assert_eq!(meta["name"], "custom");
+    assert_eq!(meta["sha256"]["train-images-idx3-ubyte"], d.files_sha256[0].as_str());
+    assert_eq!(meta["folder"], dir.file_name().unwrap().to_str().unwrap());
+    // The managed folder holds the canonical MNIST only.
+    let err = dataset::load_managed(&dir).unwrap_err().to_string();
+    assert!(err.contains("train-images") && err.contains("the file is corrupt or not the canonical one"), "{err}");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_synthetic_idx_set_trains_as_a_custom_set() {
+    let dir = common::temp_dir("synthetic-set");
+    // 10x12 images (not 28x28) of a pattern, with all ten labels.
+    let img = |n: usize| idx::encode_images(n, 10, 12, &(0..n * 120).map(|i| (i * 37 % 251) as u8).collect::<Vec<_>>());
+    fs::write(dir.join("train-images-idx3-ubyte"), img(50)).unwrap();
+    fs::write(dir.join("train-labels-idx1-ubyte"), idx::encode_labels(&(0..50).map(|i| (i % 10) as u8).collect::<Vec<_>>())).unwrap();
+    fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gzip(&img(20))).unwrap();
+    fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), gzip(&idx::encode_labels(&[3; 20]))).unwrap();
+    let d = dataset::load(Some(&dir)).unwrap();
+    assert_eq!((d.name.as_str(), d.n_train(), d.n_test(), d.rows, d.cols), ("custom", 50, 20, 10, 12));
+    assert_eq!(d.files_sha256[0], dataset::sha256_hex(&img(50)));
     fs::remove_dir_all(&dir).unwrap();
 }
 

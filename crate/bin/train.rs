@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use latent_explorer::dataset::{self, Dataset};
 use latent_explorer::train::{checkpoint, EpochRecord, LrSchedule, Observer, Outcome, TrainConfig, Trainer};
 use latent_explorer::weights::StorageDtype;
-use latent_explorer::Architecture;
+use latent_explorer::{Architecture, ModelError};
 
 /// Train a VAE on MNIST-format data with a Bernoulli decoder and a Gaussian encoder.
 #[derive(Parser, Debug)]
@@ -34,9 +34,10 @@ struct Args {
     seed: u32,
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f32,
+    /// Adam learning rate (default 1e-3). With --resume, replaces the run's own: lower it to
+    /// continue a run that diverged from its last good checkpoint.
+    #[arg(long)]
+    lr: Option<f32>,
     /// Learning-rate schedule: constant, or cosine (decays to lr * --lr-floor by the last epoch).
     #[arg(long, default_value = "constant", value_parser = ["constant", "cosine"])]
     lr_schedule: String,
@@ -145,6 +146,11 @@ fn load_data(args: &Args, limit: Option<usize>) -> Result<Dataset, String> {
         data.rows,
         data.cols
     );
+    if !data.is_known() {
+        eprintln!(
+            "data: not a known data set (its checksums match neither MNIST nor Fashion-MNIST); training on it as it is, with its sha256 recorded in the model's metadata"
+        );
+    }
     Ok(data)
 }
 
@@ -160,11 +166,20 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     if args.threads == Some(0) || args.batch_size == 0 || args.latent == 0 || args.hidden.contains(&0) {
         return Err("--threads, --batch-size, --latent and every --hidden size must be at least 1".into());
     }
-    if !(args.lr > 0.0 && args.lr.is_finite()) || !(args.beta >= 0.0 && args.beta.is_finite()) {
+    if args.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) || !(args.beta >= 0.0 && args.beta.is_finite()) {
         return Err("--lr must be positive and --beta non-negative".into());
     }
     if !(0.0..=1.0).contains(&args.lr_floor) {
         return Err("--lr-floor must be between 0 and 1".into());
+    }
+    if args.epochs == Some(0) && args.resume.is_none() && args.convert.is_none() && !args.bench {
+        return Err("--epochs 0 would train nothing; give at least 1 (or --resume a checkpoint to finish it)".into());
+    }
+    // Refuse an output that cannot be written safely now, not after an hour of training.
+    if args.convert.is_some() {
+        latent_explorer::fsutil::check_writable(&out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    } else if !args.bench {
+        latent_explorer::train::trainer::check_outputs(&out).map_err(|e| e.to_string())?;
     }
 
     if let Some(input) = &args.convert {
@@ -200,6 +215,9 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
         if let Some(t) = args.threads {
             state.config.threads = t;
         }
+        if let Some(lr) = args.lr {
+            state.config.lr = lr;
+        }
         eprintln!("resuming {} at epoch {}, batch {}", ckpt.display(), state.epoch + 1, state.batch);
         (Some(state), data)
     } else {
@@ -210,7 +228,7 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
         arch: Architecture::mirrored(data.pixels(), &args.hidden, args.latent),
         epochs: args.epochs.unwrap_or(10),
         batch_size: args.batch_size,
-        lr: args.lr,
+        lr: args.lr.unwrap_or(1e-3),
         beta: args.beta,
         seed: args.seed,
         threads: args.threads.unwrap_or(default_threads),
@@ -255,8 +273,13 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
     }
     let mut cli = Cli { bar: None, epochs: cfg.epochs };
-    let outcome = trainer.run(&out, &mut cli, &stop).map_err(|e| e.to_string())?;
     let ckpt = latent_explorer::train::trainer::sibling(&out, ".ckpt");
+    let outcome = trainer.run(&out, &mut cli, &stop).map_err(|e| match e {
+        ModelError::Diverged { suggested_lr, .. } if ckpt.is_file() => {
+            format!("{e}\ncontinue from the last good checkpoint with: cargo run --release --bin train -- --resume {} --lr {suggested_lr:.0e}", ckpt.display())
+        }
+        e => e.to_string(),
+    })?;
     if outcome == Outcome::Interrupted {
         eprintln!("resume with: cargo run --release --bin train -- --resume {}", ckpt.display());
         return Ok(ExitCode::from(130));

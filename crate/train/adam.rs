@@ -34,8 +34,9 @@ impl Adam {
     }
 
     /// One update of `params` from `grad`; with `threads > 1` split over the current rayon
-    /// pool (elementwise, so the result does not depend on the split).
-    pub fn step(&mut self, params: &mut [f32], grad: &[f32], threads: usize) {
+    /// pool (elementwise, so the result does not depend on the split). Returns whether every
+    /// parameter is still finite.
+    pub fn step(&mut self, params: &mut [f32], grad: &[f32], threads: usize) -> bool {
         assert!(grad.len() == params.len() && params.len() == self.m.len());
         let s = self.begin_step();
         if threads <= 1 {
@@ -48,7 +49,8 @@ impl Adam {
             .zip(self.m.par_chunks_mut(chunk))
             .zip(self.v.par_chunks_mut(chunk))
             .zip(grad.par_chunks(chunk))
-            .for_each(|(((p, m), v), g)| s.apply(p, m, v, g));
+            .map(|(((p, m), v), g)| s.apply(p, m, v, g))
+            .reduce(|| true, |a, b| a && b)
     }
 }
 
@@ -64,7 +66,10 @@ pub struct AdamStep {
 
 impl AdamStep {
     /// Updates a block of parameters `p` and its moments `m`, `v` from its gradient `g`.
-    pub fn apply(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+    /// Returns whether every updated parameter is finite: a non-finite gradient or moment
+    /// always makes its parameter NaN, so this one check catches all three.
+    #[must_use]
+    pub fn apply(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) -> bool {
         assert!(m.len() == p.len() && v.len() == p.len() && g.len() == p.len());
         // The square root and division bound this loop; 8 lanes instead of SSE2's 4 halve it.
         // Both are correctly rounded at any width, so the result is the same bit for bit.
@@ -78,18 +83,22 @@ impl AdamStep {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx")]
-    unsafe fn apply_avx(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+    unsafe fn apply_avx(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) -> bool {
         self.apply_any(p, m, v, g)
     }
 
     #[inline(always)]
-    fn apply_any(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+    fn apply_any(&self, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) -> bool {
         let AdamStep { b1, b2, eps, step, c2_sqrt } = *self;
+        // Branch-free, so the loop stays vectorised: |p| <= MAX is false for NaN and infinities.
+        let mut finite = true;
         for (((p, m), v), &gi) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
             *m = b1 * *m + (1.0 - b1) * gi;
             *v = b2 * *v + (1.0 - b2) * gi * gi;
             *p -= step * *m / (v.sqrt() / c2_sqrt + eps);
+            finite &= p.abs() <= f32::MAX;
         }
+        finite
     }
 }
 
@@ -103,6 +112,23 @@ mod tests {
         let mut p = vec![1.0, 1.0, 1.0];
         adam.step(&mut p, &[2.0, -0.5, 0.0], 1);
         assert!((p[0] - 0.9).abs() < 1e-6 && (p[1] - 1.1).abs() < 1e-6 && p[2] == 1.0);
+    }
+
+    #[test]
+    fn a_non_finite_gradient_or_parameter_is_reported_and_every_block_still_updated() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let n = 40_000;
+            let mut g = vec![0.5; n];
+            g[n - 3] = bad;
+            let mut adam = Adam::new(n, 1e-3);
+            let mut p = vec![1.0; n];
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            assert!(!pool.install(|| adam.step(&mut p, &g, 2)), "gradient {bad} not reported");
+            assert!(p[..16 * 1024].iter().all(|&v| v < 1.0), "the first block must still be updated");
+            assert!(p[n - 3].is_nan());
+        }
+        let mut adam = Adam::new(4, 1e-3);
+        assert!(adam.step(&mut [1.0; 4], &[1e30, -1e30, 0.0, 1.0], 1), "large finite gradients are fine");
     }
 
     #[test]

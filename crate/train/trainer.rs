@@ -158,6 +158,15 @@ pub struct Trainer<'a> {
     batch_x: Vec<f32>,
 }
 
+/// Refuses, before any training, outputs that cannot be written safely: the model file, its
+/// checkpoint and its log must each be (or become) a regular file.
+pub fn check_outputs(out: &Path) -> Result<(), ModelError> {
+    for path in [out.to_path_buf(), sibling(out, ".ckpt"), sibling(out, ".train.jsonl")] {
+        crate::fsutil::check_writable(&path).map_err(|e| ModelError::Io(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
 /// Where a run's checkpoint and JSON-lines log live, beside the model file.
 pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
     let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
@@ -214,8 +223,8 @@ impl<'a> Trainer<'a> {
     }
 
     /// One optimisation step on batch `b` of the current epoch, given that epoch's permutation.
-    /// Returns the batch's loss sums and size.
-    fn step(&mut self, perm: &[u32]) -> (LossSums, usize) {
+    /// Returns the batch's loss sums, its size, and whether every parameter is still finite.
+    fn step(&mut self, perm: &[u32]) -> (LossSums, usize, bool) {
         let cfg = &self.state.config;
         let px = self.data.pixels();
         let start = self.state.batch * cfg.batch_size;
@@ -257,12 +266,16 @@ impl<'a> Trainer<'a> {
             let lay = state.vae.layout().clone();
             let ws = &*ws;
             let Adam { m, v, .. } = &mut state.adam;
-            row_blocks(&lay, state.vae.params_mut(), m, v).into_par_iter().for_each_init(Vec::new, |g, b| b.update(&lay, ws, x, &adam, g));
+            // `reduce`, not `all`: every block is updated even after one reports a non-finite value.
+            let finite = row_blocks(&lay, state.vae.params_mut(), m, v)
+                .into_par_iter()
+                .map_init(Vec::new, |g, b| b.update(&lay, ws, x, &adam, g))
+                .reduce(|| true, |a, b| a && b);
             let sums = parts.into_iter().fold(LossSums::default(), |mut a, b| {
                 a += b;
                 a
             });
-            (sums, rows)
+            (sums, rows, finite)
         })
     }
 
@@ -286,16 +299,19 @@ impl<'a> Trainer<'a> {
 
     /// Trains until `config.epochs` epochs are complete or `stop` is set, writing a checkpoint
     /// after every epoch (and on stop) and a JSON-lines log line per epoch.
+    ///
+    /// A non-finite loss or parameter stops the run with [`ModelError::Diverged`] before
+    /// anything more is written: the last checkpoint (from the last good epoch) stays.
     pub fn run(&mut self, out: &Path, observer: &mut dyn Observer, stop: &AtomicBool) -> Result<Outcome, ModelError> {
+        check_outputs(out)?;
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| ModelError::Io(format!("{}: {e}", dir.display())))?;
         }
         let ckpt = sibling(out, ".ckpt");
         let log = sibling(out, ".train.jsonl");
-        if self.state.epoch == 0 && self.state.batch == 0 {
-            // A fresh run starts a fresh log; a resumed one appends.
-            let _ = std::fs::remove_file(&log);
-        }
+        // A fresh run replaces the log with its first epoch's line (so a run that stops
+        // earlier leaves an earlier run's log with its model); a resumed run appends.
+        let mut fresh_log = self.state.epoch == 0 && self.state.batch == 0;
         while self.state.epoch < self.state.config.epochs {
             let epoch = self.state.epoch;
             let perm = rng::permutation(rng::derive_seed(self.state.config.seed, epoch as u32), self.n_train());
@@ -308,9 +324,20 @@ impl<'a> Trainer<'a> {
                     return Ok(Outcome::Interrupted);
                 }
                 let t0 = Instant::now();
-                let (sums, rows) = self.step(&perm);
+                let (sums, rows, finite) = self.step(&perm);
                 let dt = t0.elapsed().as_secs_f64();
                 let st = &mut self.state;
+                let what = if !(sums.reconstruction.is_finite() && sums.kl.is_finite()) {
+                    Some(format!("the loss is {}", sums.reconstruction + sums.kl))
+                } else if !finite {
+                    Some("a gradient or weight is no longer finite".to_string())
+                } else {
+                    None
+                };
+                if let Some(what) = what {
+                    let lr = st.config.lr;
+                    return Err(ModelError::Diverged { epoch: epoch + 1, step: st.batch + 1, what, lr, suggested_lr: lr / 10.0 });
+                }
                 st.batch += 1;
                 st.epoch_sums += sums;
                 st.epoch_examples += rows;
@@ -339,7 +366,12 @@ impl<'a> Trainer<'a> {
             st.epoch_sums = LossSums::default();
             st.epoch_examples = 0;
             st.epoch_seconds = 0.0;
-            append_line(&log, &serde_json::to_string(&record).expect("records serialise"))?;
+            let line = serde_json::to_string(&record).expect("records serialise") + "\n";
+            if std::mem::take(&mut fresh_log) {
+                atomic_write(&log, line.as_bytes()).map_err(|e| ModelError::Io(format!("{}: {e}", log.display())))?;
+            } else {
+                append_line(&log, &line)?;
+            }
             checkpoint::save(&ckpt, &self.state)?;
             observer.epoch_end(&record);
         }
@@ -367,12 +399,7 @@ impl<'a> Trainer<'a> {
     fn metadata(&self, test: &ElboReport, iw: f64) -> BTreeMap<String, String> {
         let st = &self.state;
         let c = &st.config;
-        let dataset = serde_json::json!({
-            "name": self.data.name,
-            "train_images_sha256": self.data.train_images_sha256,
-            "train_examples": self.data.n_train(),
-            "test_examples": self.data.n_test(),
-        });
+        let dataset = self.data.metadata_json();
         let mut m = BTreeMap::new();
         let mut put = |k: &str, v: String| {
             m.insert(k.to_string(), v);
@@ -413,15 +440,16 @@ struct RowBlock<'a> {
 }
 
 impl RowBlock<'_> {
-    fn update(self, lay: &ParamLayout, ws: &Workspace, x: &[f32], adam: &AdamStep, g: &mut Vec<f32>) {
+    /// Returns whether every updated parameter is finite.
+    fn update(self, lay: &ParamLayout, ws: &Workspace, x: &[f32], adam: &AdamStep, g: &mut Vec<f32>) -> bool {
         let n_in = lay.layers[self.layer].n_in;
         let (nw, nb) = (self.p.0.len(), self.p.1.len());
         g.resize(nw + nb, 0.0);
         let (gw, gb) = g.split_at_mut(nw);
         ws.layer_grad(lay, self.layer, self.rows.clone(), x, gw, gb);
         debug_assert_eq!(nw, self.rows.len() * n_in);
-        adam.apply(self.p.0, self.m.0, self.v.0, gw);
-        adam.apply(self.p.1, self.m.1, self.v.1, gb);
+        let weights_finite = adam.apply(self.p.0, self.m.0, self.v.0, gw);
+        adam.apply(self.p.1, self.m.1, self.v.1, gb) && weights_finite
     }
 }
 
@@ -459,7 +487,7 @@ fn append_line(path: &Path, line: &str) -> Result<(), ModelError> {
         .append(true)
         .open(path)
         .map_err(|e| ModelError::Io(format!("{}: {e}", path.display())))?;
-    writeln!(f, "{line}").map_err(|e| ModelError::Io(format!("{}: {e}", path.display())))
+    f.write_all(line.as_bytes()).map_err(|e| ModelError::Io(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -485,6 +513,7 @@ mod tests {
             test_images: Vec::new(),
             test_labels: Vec::new(),
             train_images_sha256: String::new(),
+            files_sha256: Default::default(),
         };
         // The first hidden layer (20 inputs) splits into 5 whole row blocks and a partial one.
         let config = TrainConfig {
@@ -500,13 +529,13 @@ mod tests {
         let perm = rng::permutation(rng::derive_seed(config.seed, 0), n_train);
         for b in 0..2 {
             trainer.state.batch = b;
-            trainer.step(&perm);
+            assert!(trainer.step(&perm).2, "the step stays finite");
             let idx = &perm[b * 16..(b + 1) * 16];
             let x: Vec<f32> = idx.iter().flat_map(|&i| data.train_images[i as usize * px..][..px].iter().map(|&v| v as f32 * (1.0 / 255.0))).collect();
             let mut grad = vec![0.0; vae.params().len()];
             let eps_seed = rng::derive_seed(config.seed, 0x4000_0000);
             loss_and_grad(&vae, &x, 1.0, eps_seed, (b * 16) as u32, 1.0 / 16.0, &mut grad, &mut Workspace::default());
-            adam.step(vae.params_mut(), &grad, 1);
+            assert!(adam.step(vae.params_mut(), &grad, 1));
             let differ = trainer.state.vae.params().iter().zip(vae.params()).filter(|(a, b)| a != b).count();
             assert_eq!(differ, 0, "step {b}: {differ} parameters differ");
             assert!(trainer.state.adam == adam, "step {b}: Adam state differs");

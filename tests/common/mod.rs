@@ -6,25 +6,37 @@ use std::sync::OnceLock;
 
 use latent_explorer::dataset::{self, Dataset};
 
-/// The MNIST copy the tests use: `$MNIST_DIR`, else `../shared/data/mnist` beside the repo
-/// (where CI puts it). The product itself never looks there.
+/// The MNIST copy the tests use, found as a user's checkout finds it: `$MNIST_DIR`, else the
+/// trainer's managed `./data/mnist` (downloaded and checksum-verified when missing). The
+/// files are there once this returns.
 pub fn mnist_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("MNIST_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
+    mnist();
+    data_dir()
+}
+
+fn data_dir() -> PathBuf {
+    let (dir, named) = dataset::resolve_dir(None);
+    if named {
+        dir
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir)
     }
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
-    assert!(
-        d.join("train-images-idx3-ubyte.gz").is_file(),
-        "MNIST not found: set MNIST_DIR to a folder with the four IDX files (looked in {})",
-        d.display()
-    );
-    d
 }
 
 /// MNIST, loaded once per test binary.
 pub fn mnist() -> &'static Dataset {
     static DATA: OnceLock<Dataset> = OnceLock::new();
-    DATA.get_or_init(|| dataset::load_dir(&mnist_dir()).expect("MNIST loads"))
+    DATA.get_or_init(|| {
+        let dir = data_dir();
+        let d = if std::env::var_os("MNIST_DIR").is_some_and(|d| !d.is_empty()) {
+            dataset::load_dir(&dir)
+        } else {
+            dataset::load_managed(&dir)
+        };
+        let d = d.unwrap_or_else(|e| panic!("MNIST does not load from {}: {e}", dir.display()));
+        assert_eq!(d.name, "mnist", "{} must hold the canonical MNIST", dir.display());
+        d
+    })
 }
 
 /// A copy of MNIST cut to the first `n_train` training and `n_test` test images.
