@@ -3,11 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash tests/setup.sh
+bash tests/setup.sh test
 
-# The tests read MNIST from here; the product itself never looks at ../shared.
-export MNIST_DIR="${MNIST_DIR:-$PWD/../shared/data/mnist}"
+# The tests find MNIST as the trainer does: $MNIST_DIR if set, else ./data/mnist (downloaded and
+# checksum-verified when missing).
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+
+echo "== setup's decisions, with each tool hidden (dry runs)"
+node --test tests/setup.test.mjs
 
 echo "== cargo test"
 cargo test --release --locked
@@ -24,7 +27,7 @@ echo "ok: wasm32 build uses wgpu features: $(grep -o 'wgpu feature "[a-z-]*"' <<
 
 echo "== a small model from the trainer, for the page's model picker"
 export SMALL_MODEL="$PWD/target/browser-test/small.safetensors"
-cargo run --release --locked --bin train -- --data "$MNIST_DIR" --limit 2048 --epochs 2 \
+cargo run --release --locked --bin train -- --limit 2048 --epochs 2 \
   --hidden 64,32 --iw-samples 4 --seed 7 --out "$SMALL_MODEL"
 
 echo "== the page in a real browser (Chromium, with and without WebGPU)"

@@ -1,42 +1,89 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a fresh machine; quick when everything is there already.
+# Installs whatever is missing on a fresh machine; quick when everything is there already.
+#
+#   tests/setup.sh build   what `npm start` needs: the wasm32 Rust target and wasm-bindgen's CLI
+#   tests/setup.sh test    that, plus what `npm test` needs: node_modules (playwright-core) and,
+#                          as root, Debian's Chromium, Mesa's lavapipe and Fashion-MNIST
+#
+# SETUP_DRY_RUN=1 prints each step it would take ("setup: would run: ...") and changes nothing;
+# tests/setup.test.mjs runs it that way with each tool hidden from PATH.
+#
+# Every check is written so that a missing tool makes the check say "missing", never end the
+# script: under `set -euo pipefail`, `$(tool --version | awk ...)` exits when `tool` is absent.
 set -euo pipefail
 
-have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+mode=${1:-test}
+case "$mode" in build | test) ;; *) echo "usage: tests/setup.sh [build|test]" >&2; exit 2 ;; esac
+root=$(cd "$(dirname "$0")/.." && pwd)
+dry=${SETUP_DRY_RUN:-0}
 
-# Debian packages: Mesa's lavapipe (a Vulkan driver on the CPU, so the WGSL shaders are tested
-# on machines without a GPU), Chromium for the browser tests (its own SwiftShader gives WebGPU)
-# and Fashion-MNIST. Needs root; skipped otherwise.
-apt_packages=(mesa-vulkan-drivers libvulkan1 dataset-fashion-mnist chromium)
-missing=()
-for p in "${apt_packages[@]}"; do have_pkg "$p" || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: apt-get install ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+has() { command -v "$1" >/dev/null 2>&1; }
+
+# One step of the plan: run it, or in a dry run only say it.
+step() {
+  if [ "$dry" = 1 ]; then
+    echo "setup: would run: $*"
   else
-    echo "setup: not root; skipping ${missing[*]} (some tests will say they were skipped)"
+    echo "setup: $*"
+    "$@"
   fi
+}
+
+if ! has cargo || ! has rustc; then
+  echo "setup: Rust is required: install it with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
 fi
 
-command -v cargo >/dev/null || { echo "setup: cargo is required (https://rustup.rs)" >&2; exit 1; }
-if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$'; then
-  echo "setup: rustup target add wasm32-unknown-unknown"
-  rustup target add wasm32-unknown-unknown
+# The browser build's target.
+if has rustup; then
+  targets=$(rustup target list --installed 2>/dev/null || true)
+  grep -qx 'wasm32-unknown-unknown' <<<"$targets" || step rustup target add wasm32-unknown-unknown
+elif [ ! -d "$(rustc --print sysroot)/lib/rustlib/wasm32-unknown-unknown" ]; then
+  echo "setup: the wasm32-unknown-unknown target is missing and there is no rustup to add it;" \
+    "install Rust with rustup (https://rustup.rs) or add the target for your toolchain" >&2
+  exit 1
 fi
 
-# wasm-bindgen's CLI must match the wasm-bindgen crate in Cargo.lock exactly.
-want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$(dirname "$0")/../Cargo.lock")
-have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
-if [ -n "$want" ] && [ "$have" != "$want" ]; then
-  echo "setup: cargo install wasm-bindgen-cli --version $want (a few minutes, once)"
-  cargo install -q wasm-bindgen-cli --version "$want"
+# wasm-bindgen's CLI must equal the wasm-bindgen crate in Cargo.lock exactly.
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$root/Cargo.lock")
+have=""
+if has wasm-bindgen; then
+  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
 fi
+if [ -z "$want" ]; then
+  echo "setup: Cargo.lock names no wasm-bindgen version" >&2
+  exit 1
+fi
+if [ "$have" != "$want" ]; then
+  # Not --locked: a dependency pinned in its own lock file is not always in the crates index.
+  step cargo install -q wasm-bindgen-cli --version "$want"
+fi
+
+[ "$mode" = build ] && exit 0
 
 # playwright-core drives the system Chromium (it cannot download browsers here).
-cd "$(dirname "$0")/.."
-if [ ! -d node_modules/playwright-core ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+[ -f "$root/node_modules/playwright-core/package.json" ] ||
+  step npm ci --prefix "$root" --no-audit --no-fund --loglevel=error
+
+# Debian packages: Chromium for the browser tests (its SwiftShader gives WebGPU), Mesa's
+# lavapipe (a Vulkan driver on the CPU, so the WGSL shaders are tested without a GPU) and
+# Fashion-MNIST.
+installed() {
+  local status
+  status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ]
+}
+missing=()
+has chromium || missing+=(chromium)
+for p in mesa-vulkan-drivers libvulkan1 dataset-fashion-mnist; do
+  installed "$p" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && has apt-get; then
+    step apt-get update -qq
+    step env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "setup: cannot install ${missing[*]} (needs root and apt-get); install them to run every test" \
+      "(without them the GPU and browser tests say they were skipped)"
+  fi
 fi

@@ -2,7 +2,7 @@
 # `npm run build`: the wasm module and its JS glue into www/pkg. www/ is then a static site.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tests/setup.sh >&2
+bash tests/setup.sh build >&2
 cargo build --locked --profile wasm-release --target wasm32-unknown-unknown --lib
 wasm-bindgen --target web --no-typescript --out-dir www/pkg \
   target/wasm32-unknown-unknown/wasm-release/latent_explorer.wasm
