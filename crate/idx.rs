@@ -20,20 +20,58 @@ pub struct IdxImages {
 }
 
 /// Undoes gzip if the bytes start with the gzip magic; otherwise returns them as they are.
+///
+/// Decompression is bounded by what the IDX header inside promises: a stream that inflates to
+/// more than that (a decompression bomb, or garbage after the data) is an error, found after
+/// reading at most one byte past the promised size.
 pub fn maybe_gunzip(file: &str, bytes: Vec<u8>) -> Result<Vec<u8>, DataError> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::Malformed {
-                file: file.into(),
-                reason: format!("corrupt gzip stream ({e}); delete it and download again"),
-            })?;
-        Ok(out)
-    } else {
-        Ok(bytes)
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes);
     }
+    let corrupt = |e: std::io::Error| DataError::Malformed {
+        file: file.into(),
+        reason: format!("corrupt gzip stream ({e}); delete it and download again"),
+    };
+    let mut decoder = flate2::read::GzDecoder::new(&bytes[..]);
+    let mut out = Vec::new();
+    // The magic (its last byte is the number of dimensions), then the dimensions.
+    (&mut decoder).take(4).read_to_end(&mut out).map_err(corrupt)?;
+    if out.len() < 4 {
+        return Ok(out); // the parser reports the truncation
+    }
+    let ndim = out[3] as u64;
+    (&mut decoder).take(4 * ndim).read_to_end(&mut out).map_err(corrupt)?;
+    let header_len = 4 + 4 * ndim as usize;
+    if out.len() < header_len {
+        return Ok(out);
+    }
+    let body = out[4..header_len]
+        .chunks_exact(4)
+        .try_fold(1u64, |acc, c| acc.checked_mul(u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64));
+    let Some(limit) = body.and_then(|b| b.checked_add(header_len as u64)).filter(|&n| n <= MAX_FILE_BYTES) else {
+        return Err(DataError::Malformed {
+            file: file.into(),
+            reason: format!(
+                "the header describes more than {} GiB of data; this is not an MNIST-like data set",
+                MAX_FILE_BYTES >> 30
+            ),
+        });
+    };
+    // Read one byte past the promise, so that a longer stream is detected without inflating it.
+    let rest = limit - out.len() as u64;
+    let start = out.len();
+    (&mut decoder).take(rest + 1).read_to_end(&mut out).map_err(corrupt)?;
+    if (out.len() - start) as u64 > rest {
+        return Err(DataError::Malformed {
+            file: file.into(),
+            reason: format!("decompresses to more than the {limit} bytes its header describes"),
+        });
+    }
+    Ok(out)
 }
+
+/// The largest (decompressed) IDX file accepted (MNIST's largest is 47 MB, EMNIST's 0.55 GB).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
 fn header(file: &str, bytes: &[u8], magic: u32, what: &'static str) -> Result<Vec<usize>, DataError> {
     let ndim = (magic & 0xff) as usize;

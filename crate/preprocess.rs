@@ -20,19 +20,28 @@ pub enum PreprocessError {
     TooLarge { width: usize, height: usize },
     #[error("expected {expected} bytes of RGBA for {width} x {height} pixels, got {found}")]
     BadLength { width: usize, height: usize, expected: usize, found: usize },
+    #[error("expected {width} x {height} grey levels, got {found}")]
+    BadGreyLength { width: usize, height: usize, found: usize },
+    #[error("grey level {value} at pixel {index} is outside [0, 1]")]
+    BadGrey { index: usize, value: f32 },
     #[error("no digit found: the image has no ink (draw or upload a digit)")]
     NoInk,
 }
 
-/// Grey levels in [0, 1] (1 = white) from RGBA bytes, transparent areas counted as white paper.
-pub fn grey_from_rgba(rgba: &[u8], width: usize, height: usize) -> Result<Vec<f32>, PreprocessError> {
+/// Rejects sizes that are empty, too large, or whose pixel count overflows.
+fn check_size(width: usize, height: usize) -> Result<usize, PreprocessError> {
     if width == 0 || height == 0 {
         return Err(PreprocessError::Empty);
     }
-    if width.saturating_mul(height) > MAX_PIXELS {
-        return Err(PreprocessError::TooLarge { width, height });
+    match width.checked_mul(height) {
+        Some(n) if n <= MAX_PIXELS => Ok(n),
+        _ => Err(PreprocessError::TooLarge { width, height }),
     }
-    let expected = width * height * 4;
+}
+
+/// Grey levels in [0, 1] (1 = white) from RGBA bytes, transparent areas counted as white paper.
+pub fn grey_from_rgba(rgba: &[u8], width: usize, height: usize) -> Result<Vec<f32>, PreprocessError> {
+    let expected = check_size(width, height)? * 4;
     if rgba.len() != expected {
         return Err(PreprocessError::BadLength { width, height, expected, found: rgba.len() });
     }
@@ -50,8 +59,11 @@ pub fn grey_from_rgba(rgba: &[u8], width: usize, height: usize) -> Result<Vec<f3
 /// values in [0, 1]). Dark ink on light paper is inverted automatically: the border decides
 /// which is the background.
 pub fn to_mnist(grey: &[f32], width: usize, height: usize) -> Result<Vec<f32>, PreprocessError> {
-    if width == 0 || height == 0 || grey.len() != width * height {
-        return Err(PreprocessError::Empty);
+    if check_size(width, height)? != grey.len() {
+        return Err(PreprocessError::BadGreyLength { width, height, found: grey.len() });
+    }
+    if let Some(index) = grey.iter().position(|g| !(0.0..=1.0).contains(g)) {
+        return Err(PreprocessError::BadGrey { index, value: grey[index] });
     }
     // Background level: the median of the border pixels.
     let mut border: Vec<f32> = (0..width)

@@ -129,9 +129,16 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile, ModelError> {
         })?,
         None => infer_architecture(&st)?,
     };
+    // Sizes come from the file: count the parameters without overflow before anything
+    // (`validate` included) multiplies them.
+    let n_params = checked_n_params(&arch).ok_or_else(|| ModelError::Metadata {
+        key: "architecture".into(),
+        reason: format!("layer sizes {} overflow the parameter count", arch.describe()),
+    })?;
     arch.validate()?;
 
-    let mut params = Vec::with_capacity(arch.n_params());
+    // Never trust the count for an allocation: a tiny file may claim a huge model.
+    let mut params = Vec::with_capacity(n_params.min(bytes.len() / 2));
     for (name, shape) in arch.tensor_shapes() {
         params.extend(read_tensor(&st, &name, &shape, false)?);
     }
@@ -155,6 +162,13 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile, ModelError> {
         }
     }
     Ok(ModelFile { vae, embedding, metadata })
+}
+
+/// The number of parameters of `arch`, or `None` if it overflows `usize`.
+fn checked_n_params(arch: &Architecture) -> Option<usize> {
+    arch.all_layers()
+        .iter()
+        .try_fold(0usize, |acc, l| l.n_in.checked_mul(l.n_out)?.checked_add(l.n_out)?.checked_add(acc))
 }
 
 /// Reads one float tensor as f32, checking dtype, shape and (for parameters) finiteness.

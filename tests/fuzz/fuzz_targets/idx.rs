@@ -1,0 +1,10 @@
+//! Fuzz target: see `checks::idx` (shared with the stable tests in tests/robustness.rs).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../checks.rs"]
+mod checks;
+
+fuzz_target!(|data: &[u8]| {
+    checks::idx(data);
+});
