@@ -67,6 +67,7 @@ fn bad_input_gives_a_clear_error_and_a_failing_exit_code() {
         (vec!["--beta=-1".into()], "--beta"),
         (vec!["--resume".into(), dir.join("missing.ckpt").display().to_string()], "missing.ckpt"),
         (vec!["--data".into(), mnist.display().to_string(), "--epochs".into(), "0".into()], "--epochs 0"),
+        (vec!["--iw-samples".into(), "100000".into()], "--iw-samples"),
     ];
     for (args, needle) in cases {
         let (code, text) = run(train().args(&args).current_dir(&dir));

@@ -17,8 +17,10 @@ use crate::weights::{self, f32_bytes, StorageDtype};
 
 const STATE_KEY: &str = "checkpoint";
 /// Bounds on loop-state values a resumed run acts on (threads started, samples drawn).
-const MAX_THREADS: usize = 4096;
-const MAX_IW_SAMPLES: usize = 1 << 16;
+/// Bounds on what a checkpoint may ask for; `train` refuses larger values up front, so every
+/// run it starts can be resumed.
+pub const MAX_THREADS: usize = 4096;
+pub const MAX_IW_SAMPLES: usize = 1 << 16;
 
 /// Everything in a checkpoint that is not a tensor.
 #[derive(Serialize, Deserialize)]

@@ -239,7 +239,7 @@ impl<'a> Trainer<'a> {
         }
         let eps_seed = rng::derive_seed(cfg.seed, 0x4000_0000 | self.state.epoch as u32);
         let beta = cfg.beta;
-        let total_steps = (cfg.epochs * self.batches_per_epoch()) as u64;
+        let total_steps = (cfg.epochs as u64).saturating_mul(self.batches_per_epoch() as u64);
         let lr = cfg.schedule.at(cfg.lr, self.state.adam.t, total_steps);
         let shards = cfg.threads.min(rows).max(1);
         let bounds: Vec<usize> = (0..=shards).map(|t| t * rows / shards).collect();
