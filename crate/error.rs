@@ -8,6 +8,8 @@ use thiserror::Error;
 pub enum ModelError {
     #[error("invalid architecture: {0}")]
     Architecture(String),
+    #[error("invalid training configuration: {0}")]
+    Config(String),
     #[error("not a valid safetensors file ({0}); the file may be truncated or not a model file")]
     Format(String),
     #[error("metadata `{key}`: {reason}")]

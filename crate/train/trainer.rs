@@ -2,10 +2,11 @@
 //! the final model file.
 //!
 //! Determinism: the shuffle of epoch `e` and every example's noise are pure functions of the
-//! seed, the epoch and the example's position (see `rng`), and each thread takes a fixed shard
-//! of the batch whose gradients are summed in shard order, so a run is reproducible for a given
-//! seed and thread count, and a resumed run (from any step) continues exactly as the
-//! uninterrupted one would.
+//! seed, the epoch and the example's position (see `rng`), and every value of a step is computed
+//! the same way however the batch is split between threads (phase 1 splits rows, whose results do
+//! not depend on their neighbours; phase 2 sums each gradient over the whole batch in one order).
+//! So the weights are bit-identical for any thread count, and a resumed run (from any step)
+//! continues exactly as the uninterrupted one would.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -184,7 +185,7 @@ impl<'a> Trainer<'a> {
             )));
         }
         if config.batch_size == 0 || config.threads == 0 {
-            return Err(ModelError::Architecture("batch size and threads must be at least 1".into()));
+            return Err(ModelError::Config("the batch size and the thread count must be at least 1".into()));
         }
         let vae = Vae::init(config.arch.clone(), config.seed)?;
         let adam = Adam::new(vae.params().len(), config.lr);
@@ -495,26 +496,38 @@ mod tests {
     use super::*;
     use crate::train::backprop::loss_and_grad;
 
-    /// A trainer step (deltas by shard, gradients and Adam by row block) equals the
-    /// gradient-checked single-pass `loss_and_grad` followed by a plain Adam step.
-    #[test]
-    fn a_blocked_step_equals_whole_batch_gradient_then_adam() {
+    /// `n_train` synthetic 4x5 images with no test set.
+    fn synthetic(n_train: usize) -> Dataset {
         let (rows, cols) = (4, 5);
-        let px = rows * cols;
-        let n_train = 40;
-        let train_images: Vec<u8> = (0..n_train * px).map(|i| ((i * 97 + 13) % 256) as u8).collect();
-        let data = Dataset {
+        Dataset {
             name: "custom".into(),
             dir: PathBuf::new(),
             rows,
             cols,
-            train_images,
+            train_images: (0..n_train * rows * cols).map(|i| ((i * 97 + 13) % 256) as u8).collect(),
             train_labels: vec![0; n_train],
             test_images: Vec::new(),
             test_labels: Vec::new(),
             train_images_sha256: String::new(),
             files_sha256: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_zero_batch_size_is_a_configuration_error_not_an_architecture_error() {
+        let data = synthetic(8);
+        let config = TrainConfig { arch: Architecture::mirrored(20, &[3], 2), batch_size: 0, ..TrainConfig::default() };
+        let err = Trainer::new(config, &data).err().expect("a zero batch size is refused").to_string();
+        assert_eq!(err, "invalid training configuration: the batch size and the thread count must be at least 1");
+    }
+
+    /// A trainer step (deltas by shard, gradients and Adam by row block) equals the
+    /// gradient-checked single-pass `loss_and_grad` followed by a plain Adam step.
+    #[test]
+    fn a_blocked_step_equals_whole_batch_gradient_then_adam() {
+        let n_train = 40;
+        let data = synthetic(n_train);
+        let px = data.pixels();
         // The first hidden layer (20 inputs) splits into 5 whole row blocks and a partial one.
         let config = TrainConfig {
             arch: Architecture::mirrored(px, &[BLOCK_PARAMS / px * 5 + 3, 7], 3),
