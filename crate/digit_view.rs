@@ -12,6 +12,7 @@ const DIGIT_WGSL: &str = include_str!("../shaders/digit.wgsl");
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct View {
     side: u32,
+    /// The digit's first value, counted from the start of the bound range.
     offset: u32,
     width: u32,
     height: u32,
@@ -53,8 +54,10 @@ impl DigitView {
         self.format
     }
 
-    /// Records drawing digit `row` of `batch` (whose rows hold `side * side` values, padded to
-    /// `batch.width`) over the whole `target` of `width x height` pixels.
+    /// Records drawing digit `row` of `batch` (whose rows hold `side * side` values, `batch.stride`
+    /// floats apart) over the whole `target` of `width x height` pixels. Only that row is bound
+    /// (from the aligned offset before it), so a batch larger than the device's largest storage
+    /// binding still draws.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -66,8 +69,12 @@ impl DigitView {
         target: &wgpu::TextureView,
         (width, height): (u32, u32),
     ) {
-        debug_assert!(row < batch.rows && side * side <= batch.width);
-        let view = View { side: side as u32, offset: (row * batch.width) as u32, width: width.max(1), height: height.max(1) };
+        debug_assert!(row < batch.rows && side * side <= batch.width && batch.width <= batch.stride);
+        let first = (row * batch.stride * 4) as u64;
+        let align = device.limits().min_storage_buffer_offset_alignment as u64;
+        let base = first / align * align;
+        let bytes = first - base + (side * side * 4) as u64;
+        let view = View { side: side as u32, offset: ((first - base) / 4) as u32, width: width.max(1), height: height.max(1) };
         let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("digit.view"),
             contents: bytemuck::bytes_of(&view),
@@ -78,7 +85,10 @@ impl DigitView {
             layout: &self.pipeline.get_bind_group_layout(0),
             entries: &[
                 wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 1, resource: batch.buffer.as_entire_binding() },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &batch.buffer, offset: base, size: wgpu::BufferSize::new(bytes) }),
+                },
             ],
         });
         let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {

@@ -93,10 +93,15 @@ pub struct EngineOptions {
     pub max_rows_per_dispatch: Option<usize>,
     /// Prefer a low-power adapter (integrated GPU) over a discrete one.
     pub low_power: bool,
+    /// Device limits to request instead of the adapter's own (none may exceed the adapter's).
+    /// Tests lower `max_storage_buffer_binding_size` and `max_buffer_size` so that the device
+    /// itself enforces the limits the batch splitting must respect.
+    pub limits_override: Option<wgpu::Limits>,
 }
 
 /// A dense layer on the GPU: W transposed and padded to whole vec4 columns.
 struct GpuLayer {
+    name: String,
     wt: wgpu::Buffer,
     bias: wgpu::Buffer,
     n_in: usize,
@@ -126,7 +131,7 @@ struct DenseDims {
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct SampleParams {
-    n: u32,
+    samples: u32,
     k: u32,
     latent: u32,
     seed: u32,
@@ -134,14 +139,18 @@ struct SampleParams {
     stats_stride: u32,
     logvar_offset: u32,
     row_width: u32,
+    sample0: u32,
 }
 
 /// Decoded pixels left on the GPU, for a render pass to draw without a readback.
 pub struct GpuBatch {
-    /// `rows * width` f32 values, row-major (usage STORAGE | COPY_SRC).
+    /// `rows` rows of `stride` f32 values, row-major (usage STORAGE | COPY_SRC).
     pub buffer: wgpu::Buffer,
     pub rows: usize,
+    /// Values per row: the model's output size.
     pub width: usize,
+    /// Floats from one row to the next: `width` padded to whole vec4s (the padding is not data).
+    pub stride: usize,
 }
 
 /// Where [`GpuEngine::draw_digit`] draws: a texture view of `size` pixels, and the surface
@@ -210,7 +219,7 @@ impl GpuEngine {
         if !downlevel.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
             return Err(GpuError::Unsupported(format!("{} has no compute shaders", info.name)));
         }
-        let limits = adapter.limits();
+        let limits = options.limits_override.clone().unwrap_or_else(|| adapter.limits());
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
         let (device, queue) = adapter
@@ -232,15 +241,9 @@ impl GpuEngine {
             });
         }
 
+        // The limits the device enforces (the adapter's, or the override).
+        let limits = device.limits();
         let arch = vae.arch().clone();
-        let widest = arch.all_layers().iter().map(|l| l.n_out.div_ceil(4) * 4).max().unwrap_or(4).max(arch.input);
-        // Rows per dispatch: the grid's y limit, and the largest activation buffer a binding allows.
-        let by_grid = limits.max_compute_workgroups_per_dimension as usize * ROWS_PER_INVOCATION;
-        let by_binding = (limits.max_storage_buffer_binding_size as usize).min(limits.max_buffer_size as usize) / (4 * widest);
-        let mut max_rows = by_grid.min(by_binding).max(1);
-        if let Some(cap) = options.max_rows_per_dispatch {
-            max_rows = max_rows.min(cap.max(1));
-        }
 
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = |src: &str, entry: &str| {
@@ -286,7 +289,7 @@ impl GpuEngine {
                 }
                 o += b.len();
             }
-            GpuLayer { wt: upload(label, &wt), bias: upload(label, &bias), n_in, n_out, act: act_code(act) }
+            GpuLayer { name: label.to_string(), wt: upload(label, &wt), bias: upload(label, &bias), n_in, n_out, act: act_code(act) }
         };
         let lay = vae.layout();
         let plain = |&i: &usize| {
@@ -298,7 +301,25 @@ impl GpuEngine {
         let (mu_spec, mu_w, mu_b) = vae.layer(lay.mu);
         let (_, lv_w, lv_b) = vae.layer(lay.logvar);
         encoder.push(layer("encoder.heads", vec![(mu_w, mu_b), (lv_w, lv_b)], mu_spec.n_in, Activation::Identity));
-        let decoder = lay.decoder.iter().map(plain).collect();
+        let decoder: Vec<GpuLayer> = lay.decoder.iter().map(plain).collect();
+
+        // Every dispatch binds weights whole and one chunk of rows of each other buffer, so
+        // chunks are sized so that the widest row buffer (inputs, z, [mu | logvar], any layer's
+        // padded output) stays within the largest binding and buffer the device allows.
+        let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        if let Some(l) = encoder.iter().chain(&decoder).find(|l| l.wt.size() > max_binding) {
+            return Err(GpuError::Unsupported(format!("{} has {} bytes of weights; this device binds at most {max_binding}", l.name, l.wt.size())));
+        }
+        let widest = encoder.iter().chain(&decoder).map(|l| l.n_out4() * 4).chain([arch.input, arch.latent]).max().unwrap_or(4);
+        let by_binding = (max_binding / (4 * widest as u64)) as usize;
+        if by_binding == 0 {
+            return Err(GpuError::Unsupported(format!("one row of {widest} values exceeds this device's largest binding ({max_binding} bytes)")));
+        }
+        let by_grid = limits.max_compute_workgroups_per_dimension as usize * ROWS_PER_INVOCATION;
+        let mut max_rows = by_grid.min(by_binding);
+        if let Some(cap) = options.max_rows_per_dispatch {
+            max_rows = max_rows.min(cap.max(1));
+        }
 
         let timer = timestamps.then(|| Timer {
             queries: device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("timer"), ty: wgpu::QueryType::Timestamp, count: 2 }),
@@ -365,7 +386,8 @@ impl GpuEngine {
         &self.arch
     }
 
-    /// Rows processed per dispatch; larger batches are split into chunks of this size.
+    /// Rows processed per dispatch; larger batches are split into chunks of this size, small
+    /// enough that every buffer a dispatch binds fits the device's binding and buffer limits.
     pub fn max_rows_per_dispatch(&self) -> usize {
         self.max_rows
     }
@@ -400,35 +422,44 @@ impl GpuEngine {
         })
     }
 
-    /// Records a chain of dense layers over `rows` rows into one compute pass: input at float
-    /// `x_offset` of `x` with row stride `in_stride`; the last layer writes `out` at row `row0`.
-    #[allow(clippy::too_many_arguments)]
-    fn record_chain(
-        &self,
-        pass: &mut wgpu::ComputePass<'_>,
-        layers: &[GpuLayer],
-        x: &wgpu::Buffer,
-        x_offset: usize,
-        in_stride: usize,
-        rows: usize,
-        out: &wgpu::Buffer,
-        row0: usize,
-    ) {
+    /// `0..rows` in chunks of at most `max_rows` rows. Every buffer a dispatch binds (except the
+    /// weights) holds one chunk, never the whole batch, so no binding outgrows the device.
+    fn chunks(&self, rows: usize) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        (0..rows).step_by(self.max_rows).map(move |s| s..rows.min(s + self.max_rows))
+    }
+
+    /// A compute pass, with timestamps around it when `timed` and the adapter has them.
+    fn begin_pass<'e>(&self, enc: &'e mut wgpu::CommandEncoder, timed: bool) -> wgpu::ComputePass<'e> {
+        let timestamp_writes = match (&self.timer, timed) {
+            (Some(t), true) => Some(wgpu::ComputePassTimestampWrites {
+                query_set: &t.queries,
+                beginning_of_pass_write_index: Some(0),
+                end_of_pass_write_index: Some(1),
+            }),
+            _ => None,
+        };
+        enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("vae"), timestamp_writes })
+    }
+
+    /// Records a chain of dense layers over the `rows` rows of `x` (row stride `in_stride`) into
+    /// a pass; returns the new buffer the last layer writes (`rows` rows of its padded width).
+    fn record_chain(&self, pass: &mut wgpu::ComputePass<'_>, layers: &[GpuLayer], x: &wgpu::Buffer, in_stride: usize, rows: usize) -> wgpu::Buffer {
         let layout = self.dense.get_bind_group_layout(0);
-        let mut input = (x.clone(), x_offset, in_stride);
+        let mut input = (x.clone(), in_stride);
         for (li, l) in layers.iter().enumerate() {
             let last = li + 1 == layers.len();
             let width = l.n_out4() * 4;
-            let (y, y_row0) = if last { (out.clone(), row0) } else { (self.storage("activations", rows * width, wgpu::BufferUsages::empty()), 0) };
+            let extra = if last { wgpu::BufferUsages::COPY_SRC } else { wgpu::BufferUsages::empty() };
+            let y = self.storage(if last { "output" } else { "activations" }, rows * width, extra);
             let dims = DenseDims {
                 rows: rows as u32,
                 n_in: l.n_in as u32,
                 n_out4: l.n_out4() as u32,
-                in_stride: input.2 as u32,
+                in_stride: input.1 as u32,
                 out_stride4: l.n_out4() as u32,
                 act: l.act,
-                x_offset: input.1 as u32,
-                y_offset4: (y_row0 * l.n_out4()) as u32,
+                x_offset: 0,
+                y_offset4: 0,
             };
             let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("dims"),
@@ -449,76 +480,77 @@ impl GpuEngine {
             pass.set_pipeline(&self.dense);
             pass.set_bind_group(0, &bind, &[]);
             pass.dispatch_workgroups(l.n_out4().div_ceil(WORKGROUP) as u32, rows.div_ceil(ROWS_PER_INVOCATION) as u32, 1);
-            input = (y, 0, width);
+            input = (y, width);
         }
+        input.0
     }
 
-    /// Runs a chain over all rows of `x`, chunk by chunk, into a new buffer of `rows * width`.
-    fn run_chain(&self, layers: &[GpuLayer], x: &wgpu::Buffer, in_stride: usize, rows: usize, timed: bool) -> (wgpu::Buffer, usize) {
-        let width = layers.last().map(|l| l.n_out4() * 4).unwrap_or(in_stride);
-        let out = self.storage("output", rows * width, wgpu::BufferUsages::COPY_SRC);
-        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("chain") });
-        {
-            let timestamp_writes = match (&self.timer, timed) {
-                (Some(t), true) => Some(wgpu::ComputePassTimestampWrites {
-                    query_set: &t.queries,
-                    beginning_of_pass_write_index: Some(0),
-                    end_of_pass_write_index: Some(1),
-                }),
-                _ => None,
-            };
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("chain"), timestamp_writes });
-            for start in (0..rows).step_by(self.max_rows) {
-                let n = self.max_rows.min(rows - start);
-                self.record_chain(&mut pass, layers, x, start * in_stride, in_stride, n, &out, start);
-            }
-        }
-        if let (Some(t), true) = (&self.timer, timed) {
-            enc.resolve_query_set(&t.queries, 0..2, &t.resolve, 0);
-        }
-        self.queue.submit([enc.finish()]);
-        (out, width)
-    }
-
-    /// Copies `floats` values from `buffer` (optionally plus the timer) and waits for them.
-    async fn read(&self, buffer: &wgpu::Buffer, floats: usize, timed: bool) -> Result<(Vec<f32>, Option<f64>), GpuError> {
-        let bytes = (floats * 4) as u64;
+    /// Reads rows back from chunk buffers (each `(buffer, rows)`, rows of `stride` floats),
+    /// keeping the first `width` values of each row: the one place where the vec4 padding of
+    /// GPU rows is dropped. Also reads the timer when `timed`.
+    async fn read_rows(&self, parts: &[(wgpu::Buffer, usize)], stride: usize, width: usize, timed: bool) -> Result<(Vec<f32>, Option<f64>), GpuError> {
         let timer = self.timer.as_ref().filter(|_| timed);
-        let staging_size = bytes.max(4) + if timer.is_some() { 16 } else { 0 };
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: staging_size.div_ceil(8) * 8,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = |bytes: u64| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: bytes.max(8).div_ceil(8) * 8,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
         let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
-        if bytes > 0 {
-            enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+        // One staging buffer per chunk, so none is larger than a chunk's own buffer.
+        let mut copies = Vec::with_capacity(parts.len() + 1);
+        for (buffer, rows) in parts {
+            let bytes = (rows * stride * 4) as u64;
+            let s = staging(bytes);
+            if bytes > 0 {
+                enc.copy_buffer_to_buffer(buffer, 0, &s, 0, bytes);
+            }
+            copies.push((s, bytes));
         }
-        let ts_offset = bytes.max(4).div_ceil(8) * 8;
         if let Some(t) = timer {
-            enc.copy_buffer_to_buffer(&t.resolve, 0, &staging, ts_offset, 16);
+            let s = staging(16);
+            enc.copy_buffer_to_buffer(&t.resolve, 0, &s, 0, 16);
+            copies.push((s, 16));
         }
         self.queue.submit([enc.finish()]);
-        let (tx, rx) = futures_channel::oneshot::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        // Natively, drive the device until the map completes; on the web the browser does.
+        let mut done = Vec::with_capacity(copies.len());
+        for (s, _) in &copies {
+            let (tx, rx) = futures_channel::oneshot::channel();
+            s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            done.push(rx);
+        }
+        // Natively, drive the device until the maps complete; on the web the browser does.
         #[cfg(not(target_arch = "wasm32"))]
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
-        rx.await
-            .map_err(|_| GpuError::Readback("the map callback was dropped".into()))?
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        for rx in done {
+            rx.await
+                .map_err(|_| GpuError::Readback("the map callback was dropped".into()))?
+                .map_err(|e| GpuError::Readback(e.to_string()))?;
+        }
         self.check_lost()?;
-        let view = staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
-        let values: Vec<f32> = bytemuck::cast_slice::<u8, f32>(&view[..bytes as usize]).to_vec();
-        let gpu_ms = timer.map(|t| {
-            let ts: &[u64] = bytemuck::cast_slice(&view[ts_offset as usize..ts_offset as usize + 16]);
-            ts[1].saturating_sub(ts[0]) as f64 * t.period_ns as f64 / 1e6
-        });
-        drop(view);
-        staging.unmap();
+        let mut values = Vec::with_capacity(parts.iter().map(|(_, r)| r * width).sum());
+        let mut gpu_ms = None;
+        for (i, (s, bytes)) in copies.iter().enumerate() {
+            let view = s.slice(..).get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
+            let data = &view[..*bytes as usize];
+            if i < parts.len() {
+                let floats: &[f32] = bytemuck::cast_slice(data);
+                if stride == width {
+                    values.extend_from_slice(floats);
+                } else {
+                    floats.chunks_exact(stride).for_each(|r| values.extend_from_slice(&r[..width]));
+                }
+            } else if let Some(t) = timer {
+                let ts: &[u64] = bytemuck::cast_slice(data);
+                gpu_ms = Some(ts[1].saturating_sub(ts[0]) as f64 * t.period_ns as f64 / 1e6);
+            }
+            drop(view);
+            s.unmap();
+        }
         Ok((values, gpu_ms))
     }
 
@@ -548,23 +580,62 @@ impl GpuEngine {
         Ok(values.len() / per_item)
     }
 
-    /// Checks that `input` holds whole rows of `per_row` values, uploads it and records a layer
-    /// chain over it: (output buffer, its row width, rows).
-    async fn run_input(&self, layers: &[GpuLayer], input: &[f32], per_row: usize, what: &'static str, timed: bool) -> Result<(wgpu::Buffer, usize, usize), GpuError> {
+    /// Checks that `input` holds whole rows of `per_row` values, then runs a layer chain over it
+    /// chunk by chunk (each chunk uploaded on its own): the output chunks `(buffer, rows)` and
+    /// their row stride.
+    async fn run_input(&self, layers: &[GpuLayer], input: &[f32], per_row: usize, what: &'static str, timed: bool) -> Result<(Vec<(wgpu::Buffer, usize)>, usize), GpuError> {
         let rows = self.check(input, per_row, what)?;
-        let (buffer, width) = self
+        let stride = layers.last().map(|l| l.n_out4() * 4).unwrap_or(per_row);
+        let parts = self
             .guarded(|| {
-                let x = self.upload(what, input);
-                self.run_chain(layers, &x, per_row, rows, timed)
+                let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("chain") });
+                let mut parts = Vec::new();
+                {
+                    let mut pass = self.begin_pass(&mut enc, timed);
+                    for c in self.chunks(rows) {
+                        let x = self.upload(what, &input[c.start * per_row..c.end * per_row]);
+                        parts.push((self.record_chain(&mut pass, layers, &x, per_row, c.len()), c.len()));
+                    }
+                }
+                if let (Some(t), true) = (&self.timer, timed) {
+                    enc.resolve_query_set(&t.queries, 0..2, &t.resolve, 0);
+                }
+                self.queue.submit([enc.finish()]);
+                parts
             })
             .await?;
-        Ok((buffer, width, rows))
+        Ok((parts, stride))
     }
 
     /// Decodes latent points into a GPU buffer of pixel means (no readback): the page's hot path.
+    /// A batch of several chunks is copied into one buffer, which must fit `max_buffer_size`.
     pub async fn decode_to_buffer(&self, z: &[f32]) -> Result<GpuBatch, GpuError> {
-        let (buffer, width, rows) = self.run_input(&self.decoder, z, self.arch.latent, "latent points", false).await?;
-        Ok(GpuBatch { buffer, rows, width })
+        let (mut parts, stride) = self.run_input(&self.decoder, z, self.arch.latent, "latent points", false).await?;
+        let rows: usize = parts.iter().map(|(_, r)| r).sum();
+        let width = self.arch.input;
+        if parts.len() == 1 {
+            let (buffer, rows) = parts.pop().unwrap();
+            return Ok(GpuBatch { buffer, rows, width, stride });
+        }
+        let bytes = (rows * stride * 4) as u64;
+        if bytes > self.device.limits().max_buffer_size {
+            return Err(GpuError::Unsupported(format!("{rows} decoded rows ({bytes} bytes) exceed this device's largest buffer; decode them in smaller batches")));
+        }
+        let buffer = self
+            .guarded(|| {
+                let all = self.storage("output", rows * stride, wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST);
+                let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("gather") });
+                let mut at = 0;
+                for (b, r) in &parts {
+                    let n = (r * stride * 4) as u64;
+                    enc.copy_buffer_to_buffer(b, 0, &all, at, n);
+                    at += n;
+                }
+                self.queue.submit([enc.finish()]);
+                all
+            })
+            .await?;
+        Ok(GpuBatch { buffer, rows, width, stride })
     }
 
     /// Decodes one latent point and draws it with `view`'s render pass straight from the
@@ -603,9 +674,9 @@ impl GpuEngine {
         self.check_lost()
     }
 
-    /// Reads a decoded batch back: `rows * input` pixel means.
+    /// Reads a decoded batch back: `rows * width` pixel means.
     pub async fn read_batch(&self, batch: &GpuBatch) -> Result<Vec<f32>, GpuError> {
-        Ok(self.read(&batch.buffer, batch.rows * batch.width, false).await?.0)
+        Ok(self.read_rows(&[(batch.buffer.clone(), batch.rows)], batch.stride, batch.width, false).await?.0)
     }
 
     /// Decodes latent points (`n * latent`) to pixel means (`n * input`).
@@ -616,47 +687,44 @@ impl GpuEngine {
     /// [`GpuEngine::decode`], plus the GPU time of the decode in milliseconds where the adapter
     /// supports timestamp queries.
     pub async fn decode_timed(&self, z: &[f32]) -> Result<(Vec<f32>, Option<f64>), GpuError> {
-        let (buffer, width, rows) = self.run_input(&self.decoder, z, self.arch.latent, "latent points", true).await?;
-        let (mut pixels, ms) = self.read(&buffer, rows * width, true).await?;
-        let n = self.arch.input;
-        if width != n {
-            // Output rows are padded to whole vec4s; drop the padding.
-            pixels = pixels.chunks_exact(width).flat_map(|r| r[..n].iter().copied()).collect();
-        }
-        Ok((pixels, ms))
+        let (parts, stride) = self.run_input(&self.decoder, z, self.arch.latent, "latent points", true).await?;
+        self.read_rows(&parts, stride, self.arch.input, true).await
     }
 
     /// Encodes images (`n * input` intensities in [0, 1]) to (mu, logvar), each `n * latent`.
     pub async fn encode(&self, images: &[f32]) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
-        let (buffer, width, rows) = self.run_input(&self.encoder, images, self.arch.input, "images", false).await?;
-        let (stats, _) = self.read(&buffer, rows * width, false).await?;
+        let (parts, stride) = self.run_input(&self.encoder, images, self.arch.input, "images", false).await?;
         let d = self.arch.latent;
-        let mut mu = Vec::with_capacity(rows * d);
-        let mut logvar = Vec::with_capacity(rows * d);
-        for row in stats.chunks_exact(width) {
+        let (stats, _) = self.read_rows(&parts, stride, 2 * d, false).await?;
+        let mut mu = Vec::with_capacity(stats.len() / 2);
+        let mut logvar = Vec::with_capacity(stats.len() / 2);
+        for row in stats.chunks_exact(2 * d) {
             mu.extend_from_slice(&row[..d]);
-            logvar.extend_from_slice(&row[d..2 * d]);
+            logvar.extend_from_slice(&row[d..]);
         }
         Ok((mu, logvar))
     }
 
-    /// Records the sampler: `k` samples for each of the `n` rows of `stats` ([mu | logvar]).
-    fn run_sampler(&self, stats: &wgpu::Buffer, stride: usize, n: usize, k: usize, seed: u32) -> wgpu::Buffer {
+    /// Records the sampler for samples `samples` (numbered `i * k + j` over the whole batch) of
+    /// `k` per item; `stats` holds [mu | logvar] rows from item `samples.start / k` on. Returns
+    /// the new buffer of `samples.len()` rows of `latent` values.
+    fn record_sampler(&self, pass: &mut wgpu::ComputePass<'_>, stats: &wgpu::Buffer, samples: std::ops::Range<usize>, k: usize, seed: u32) -> wgpu::Buffer {
         let d = self.arch.latent;
-        let total = n * k * d;
+        let total = samples.len() * d;
         let z = self.storage("z", total, wgpu::BufferUsages::COPY_SRC);
         let groups = total.div_ceil(WORKGROUP).max(1);
         let gx = groups.min(self.max_workgroups as usize);
         let gy = groups.div_ceil(gx);
         let params = SampleParams {
-            n: n as u32,
+            samples: samples.len() as u32,
             k: k as u32,
             latent: d as u32,
             seed,
             index0: 0,
-            stats_stride: stride as u32,
+            stats_stride: 2 * d as u32,
             logvar_offset: d as u32,
             row_width: (gx * WORKGROUP) as u32,
+            sample0: samples.start as u32,
         };
         let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("sample.params"),
@@ -672,58 +740,68 @@ impl GpuEngine {
                 wgpu::BindGroupEntry { binding: 2, resource: z.as_entire_binding() },
             ],
         });
-        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("sample") });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("sample"), timestamp_writes: None });
-            pass.set_pipeline(&self.sampler);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(gx as u32, gy as u32, 1);
-        }
-        self.queue.submit([enc.finish()]);
+        pass.set_pipeline(&self.sampler);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.dispatch_workgroups(gx as u32, gy as u32, 1);
         z
     }
 
-    fn upload_stats(&self, mu: &[f32], logvar: &[f32]) -> Result<(wgpu::Buffer, usize), GpuError> {
+    /// Records the sampler chunk by chunk (`k` samples per row of (mu, logvar)), each chunk's
+    /// samples into their own buffer and, with `decode`, decoded into another: per chunk
+    /// (z, rows, pixels). The samples' stats are uploaded per chunk too.
+    async fn run_sampler(&self, mu: &[f32], logvar: &[f32], k: usize, seed: u32, decode: bool) -> Result<Vec<(wgpu::Buffer, usize, Option<wgpu::Buffer>)>, GpuError> {
         let d = self.arch.latent;
         let n = self.check(mu, d, "means")?;
         if logvar.len() != mu.len() {
             return Err(crate::error::ModelError::InputSize { what: "log-variances (one per mean)", per_item: d, found: logvar.len() }.into());
+        }
+        let rows = n * k;
+        if rows > u32::MAX as usize {
+            return Err(GpuError::Unsupported(format!("{rows} samples exceed the sampler's 32-bit sample numbers")));
         }
         let mut stats = Vec::with_capacity(2 * mu.len());
         for i in 0..n {
             stats.extend_from_slice(&mu[i * d..(i + 1) * d]);
             stats.extend_from_slice(&logvar[i * d..(i + 1) * d]);
         }
-        Ok((self.upload("stats", &stats), n))
+        self.guarded(|| {
+            let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("sample") });
+            let mut parts = Vec::new();
+            {
+                let mut pass = self.begin_pass(&mut enc, false);
+                for c in self.chunks(rows) {
+                    // The items these samples belong to: at most c.len() of them.
+                    let items = c.start / k..(c.end - 1) / k + 1;
+                    let s = self.upload("stats", &stats[items.start * 2 * d..items.end * 2 * d]);
+                    let z = self.record_sampler(&mut pass, &s, c.clone(), k, seed);
+                    let pixels = decode.then(|| self.record_chain(&mut pass, &self.decoder, &z, d, c.len()));
+                    parts.push((z, c.len(), pixels));
+                }
+            }
+            self.queue.submit([enc.finish()]);
+            parts
+        })
+        .await
     }
 
     /// `k` reparameterized samples `z = mu + exp(logvar / 2) * eps` per row of (mu, logvar):
     /// `n * k * latent` values, sample `j` of row `i` drawn with index `i * k + j`, exactly as
     /// `model::reparameterize(mu, logvar, latent, k, seed, 0)` on the CPU.
     pub async fn sample(&self, mu: &[f32], logvar: &[f32], k: usize, seed: u32) -> Result<Vec<f32>, GpuError> {
-        let (stats, n) = self.upload_stats(mu, logvar)?;
-        let total = n * k * self.arch.latent;
-        if total > u32::MAX as usize {
-            return Err(GpuError::Unsupported(format!("{total} sample values exceed one sampler dispatch")));
-        }
-        let z = self.guarded(|| self.run_sampler(&stats, 2 * self.arch.latent, n, k, seed)).await?;
-        Ok(self.read(&z, total, false).await?.0)
+        let parts = self.run_sampler(mu, logvar, k, seed, false).await?;
+        let zs: Vec<_> = parts.into_iter().map(|(z, r, _)| (z, r)).collect();
+        let d = self.arch.latent;
+        Ok(self.read_rows(&zs, d, d, false).await?.0)
     }
 
     /// Samples on the GPU and decodes the samples there too: (zs, pixels).
     pub async fn sample_and_decode(&self, mu: &[f32], logvar: &[f32], k: usize, seed: u32) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
-        let (stats, n) = self.upload_stats(mu, logvar)?;
+        let parts = self.run_sampler(mu, logvar, k, seed, true).await?;
+        let (zs, px): (Vec<_>, Vec<_>) = parts.into_iter().map(|(z, r, p)| ((z, r), (p.expect("decoded"), r))).unzip();
         let d = self.arch.latent;
-        let rows = n * k;
-        let (z, (pixels, width)) = self
-            .guarded(|| {
-                let z = self.run_sampler(&stats, 2 * d, n, k, seed);
-                let out = self.run_chain(&self.decoder, &z, d, rows, false);
-                (z, out)
-            })
-            .await?;
-        let zs = self.read(&z, rows * d, false).await?.0;
-        let px = self.read(&pixels, rows * width, false).await?.0;
+        let stride = self.decoder.last().map(|l| l.n_out4() * 4).unwrap_or(d);
+        let zs = self.read_rows(&zs, d, d, false).await?.0;
+        let px = self.read_rows(&px, stride, self.arch.input, false).await?.0;
         Ok((zs, px))
     }
 }

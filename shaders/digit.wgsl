@@ -4,7 +4,7 @@
 
 struct View {
     side: u32,
-    // Index of the digit's first value in `pixels`.
+    // Index of the digit's first value in `pixels` (the bound range of the batch buffer).
     offset: u32,
     // Size of the render target in pixels.
     width: u32,

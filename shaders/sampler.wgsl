@@ -4,9 +4,11 @@
 // the pcg3d hash (Jarzynski & Olano 2020) then Box-Muller. Same seed, same samples, in any
 // dispatch order; crate/rng.rs is the CPU twin, and the two must stay in step.
 // Sample j of item i has index `index0 + i * k + j`, as in `model::reparameterize`.
+// Large batches run in chunks: a dispatch draws samples `sample0 ..` of the batch, and `stats`
+// holds their items' rows only, from item `sample0 / k` on, so no binding holds the whole batch.
 
 struct Params {
-    n: u32,          // items (rows of mu / logvar)
+    samples: u32,    // samples in this dispatch (rows of z)
     k: u32,          // samples per item
     latent: u32,     // dimensions
     seed: u32,
@@ -14,6 +16,7 @@ struct Params {
     stats_stride: u32, // floats between consecutive items in `stats`
     logvar_offset: u32, // where logvar starts within an item's row (mu starts at 0)
     row_width: u32,  // invocations per dispatch row (for 2-D dispatches of large batches)
+    sample0: u32,    // the batch's number of this dispatch's first sample
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -76,12 +79,12 @@ fn normal(seed: u32, index: u32, dim: u32) -> f32 {
 @compute @workgroup_size(64)
 fn sample(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = gid.y * p.row_width + gid.x;
-    if (t >= p.n * p.k * p.latent) {
+    if (t >= p.samples * p.latent) {
         return;
     }
     let d = t % p.latent;
-    let s = t / p.latent; // sample number, = i * k + j
-    let i = s / p.k;
+    let s = p.sample0 + t / p.latent; // sample number in the batch, = i * k + j
+    let i = s / p.k - p.sample0 / p.k; // its item's row in `stats`
     let mu = stats[i * p.stats_stride + d];
     let logvar = stats[i * p.stats_stride + p.logvar_offset + d];
     z[t] = mu + exp(0.5 * logvar) * normal(p.seed, p.index0 + s, d);

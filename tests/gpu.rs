@@ -5,9 +5,10 @@ mod common;
 
 use std::sync::OnceLock;
 
-use latent_explorer::gpu::{DigitTarget, EngineOptions, GpuEngine};
+use latent_explorer::gpu::{DigitTarget, EngineOptions, GpuBatch, GpuEngine};
 use latent_explorer::model::reparameterize;
-use latent_explorer::{rng, weights, Vae};
+use latent_explorer::digit_view::DigitView;
+use latent_explorer::{rng, weights, Architecture, Vae};
 
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/www/models/mnist-2d.safetensors");
 
@@ -38,7 +39,11 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// Latent points spread over the region the page shows (|z| up to about 4).
 fn latent_points(n: usize, seed: u32) -> Vec<f32> {
-    (0..n * 2).map(|i| 1.5 * rng::normal(seed, (i / 2) as u32, (i % 2) as u32)).collect()
+    latent_points_in(2, n, seed)
+}
+
+fn latent_points_in(d: usize, n: usize, seed: u32) -> Vec<f32> {
+    (0..n * d).map(|i| 1.5 * rng::normal(seed, (i / d) as u32, (i % d) as u32)).collect()
 }
 
 #[test]
@@ -200,8 +205,8 @@ fn decoding_into_a_gpu_buffer_needs_no_readback_until_asked() {
     assert!(max_abs_diff(&pixels, &vae().decode(&z).unwrap()) <= 1e-4);
 }
 
-fn digit_target(width: u32, height: u32) -> wgpu::Texture {
-    engine().device().create_texture(&wgpu::TextureDescriptor {
+fn digit_target(engine: &GpuEngine, width: u32, height: u32) -> wgpu::Texture {
+    engine.device().create_texture(&wgpu::TextureDescriptor {
         label: Some("digit target"),
         size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
         mip_level_count: 1,
@@ -214,8 +219,8 @@ fn digit_target(width: u32, height: u32) -> wgpu::Texture {
 }
 
 /// The red channel of an RGBA8 texture (a test readback; the page never reads pixels back).
-fn read_red(texture: &wgpu::Texture) -> Vec<u8> {
-    let (device, queue) = (engine().device(), engine().queue());
+fn read_red(engine: &GpuEngine, texture: &wgpu::Texture) -> Vec<u8> {
+    let (device, queue) = (engine.device(), engine.queue());
     let (width, height) = (texture.width(), texture.height());
     let row_bytes = (width * 4).div_ceil(256) * 256;
     let staging = device.create_buffer(&wgpu::BufferDescriptor {
@@ -240,32 +245,40 @@ fn read_red(texture: &wgpu::Texture) -> Vec<u8> {
     (0..height as usize).flat_map(|y| (0..width as usize).map(move |x| (y, x))).map(|(y, x)| data[y * row_bytes as usize + 4 * x]).collect()
 }
 
-/// Largest difference in 1/255 steps between a drawn digit and the CPU decode `want`, each
-/// model pixel covering a (w/28 x h/28) block of the target.
+/// Largest difference in 1/255 steps between a drawn digit and the CPU decode `want` (a side x
+/// side image), each model pixel covering a (w/side x h/side) block of the target.
 fn drawn_vs_cpu(shown: &[u8], want: &[f32], w: usize, h: usize) -> i32 {
+    let side = (want.len() as f64).sqrt() as usize;
+    assert_eq!(side * side, want.len());
     let mut worst = 0;
     for y in 0..h {
         for x in 0..w {
-            let expected = (want[(y * 28 / h) * 28 + x * 28 / w] * 255.0).round() as i32;
+            let expected = (want[(y * side / h) * side + x * side / w] * 255.0).round() as i32;
             worst = worst.max((shown[y * w + x] as i32 - expected).abs());
         }
     }
     worst
 }
 
+/// Draws row `row` of `batch` on a new `w x h` target and returns its largest difference from
+/// the CPU decode `want`, in 1/255 steps.
+fn draw_row(engine: &GpuEngine, view: &DigitView, batch: &GpuBatch, row: usize, (w, h): (u32, u32), want: &[f32]) -> i32 {
+    let side = (want.len() as f64).sqrt() as usize;
+    let target = digit_target(engine, w, h);
+    let mut enc = engine.device().create_command_encoder(&Default::default());
+    view.record(engine.device(), &mut enc, batch, row, side, &target.create_view(&Default::default()), (w, h));
+    engine.queue().submit([enc.finish()]);
+    drawn_vs_cpu(&read_red(engine, &target), want, w as usize, h as usize)
+}
+
 #[test]
 fn the_render_pass_draws_the_decoded_digit_from_the_gpu_buffer() {
-    use latent_explorer::digit_view::DigitView;
     let z = latent_points(3, 9);
     let batch = pollster::block_on(engine().decode_to_buffer(&z)).unwrap();
     let cpu = vae().decode(&z).unwrap();
     let view = DigitView::new(engine().device(), wgpu::TextureFormat::Rgba8Unorm);
     for (row, (w, h)) in [(0, (28, 28)), (1, (28, 28)), (2, (84, 56))] {
-        let target = digit_target(w, h);
-        let mut enc = engine().device().create_command_encoder(&Default::default());
-        view.record(engine().device(), &mut enc, &batch, row, 28, &target.create_view(&Default::default()), (w, h));
-        engine().queue().submit([enc.finish()]);
-        let worst = drawn_vs_cpu(&read_red(&target), &cpu[row * 784..(row + 1) * 784], w as usize, h as usize);
+        let worst = draw_row(engine(), &view, &batch, row, (w, h), &cpu[row * 784..(row + 1) * 784]);
         eprintln!("digit {row} drawn at {w}x{h}: max |gpu - cpu| = {worst}/255");
         assert!(worst <= 1, "digit {row} at {w}x{h} differs from the CPU decode by {worst}/255");
     }
@@ -273,13 +286,12 @@ fn the_render_pass_draws_the_decoded_digit_from_the_gpu_buffer() {
 
 #[test]
 fn draw_digit_decodes_and_draws_one_point_without_a_readback() {
-    use latent_explorer::digit_view::DigitView;
     let view = DigitView::new(engine().device(), wgpu::TextureFormat::Rgba8Unorm);
-    let target = digit_target(56, 56);
+    let target = digit_target(engine(), 56, 56);
     let on_target = || Ok(DigitTarget { view: target.create_view(&Default::default()), size: (56, 56), frame: None });
     for z in latent_points(2, 21).chunks(2) {
         pollster::block_on(engine().draw_digit(z, &view, on_target)).unwrap();
-        let worst = drawn_vs_cpu(&read_red(&target), &vae().decode(z).unwrap(), 56, 56);
+        let worst = drawn_vs_cpu(&read_red(engine(), &target), &vae().decode(z).unwrap(), 56, 56);
         assert!(worst <= 1, "z {z:?}: drawn digit differs from the CPU decode by {worst}/255");
     }
     // More than one point is refused, not drawn.
@@ -332,4 +344,166 @@ fn without_an_adapter_the_cli_says_so_and_points_to_the_cpu_backend() {
     assert!(!out.status.success());
     assert!(err.contains("no GPU adapter") && err.contains("--backend cpu"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+// --- A model whose widths are not multiples of 4 -------------------------------------------
+
+/// 5x5 = 25 outputs, hidden 13 and 7, latent 3: no width is a multiple of 4, so every GPU row
+/// carries vec4 padding. Weights are scaled up so that pixels differ from one another and a
+/// row read from the wrong offset shows.
+fn odd_vae() -> &'static Vae {
+    static V: OnceLock<Vae> = OnceLock::new();
+    V.get_or_init(|| {
+        let mut v = Vae::init(Architecture::mirrored(25, &[13, 7], 3), 5).unwrap();
+        v.params_mut().iter_mut().for_each(|p| *p *= 3.0);
+        v
+    })
+}
+
+fn odd_engine_with(options: EngineOptions) -> GpuEngine {
+    pollster::block_on(GpuEngine::new(odd_vae(), options)).unwrap()
+}
+
+fn odd_engine() -> &'static GpuEngine {
+    static E: OnceLock<GpuEngine> = OnceLock::new();
+    E.get_or_init(|| odd_engine_with(EngineOptions::default()))
+}
+
+/// `n` 5x5 images of intensities in [0, 1).
+fn odd_images(n: usize, seed: u32) -> Vec<f32> {
+    (0..n * 25).map(|i| (rng::pcg3d(seed, i as u32, 0)[0] >> 8) as f32 / 16_777_216.0).collect()
+}
+
+/// Checks decode, decode_to_buffer + read_batch, encode, sample and sample_and_decode of the
+/// odd model on `e` against the CPU reference, tensor by tensor: the largest error seen.
+fn odd_paths_match_the_cpu(e: &GpuEngine, n: usize, k: usize, what: &str) -> f32 {
+    let v = odd_vae();
+    let z = latent_points_in(3, n, n as u32);
+    let cpu = v.decode(&z).unwrap();
+    let decoded = pollster::block_on(e.decode(&z)).unwrap();
+    let d_decode = max_abs_diff(&decoded, &cpu);
+    let mut worst = d_decode;
+    if n * 28 * 4 <= e.device().limits().max_buffer_size as usize {
+        let batch = pollster::block_on(e.decode_to_buffer(&z)).unwrap();
+        assert_eq!((batch.rows, batch.width, batch.stride), (n, 25, 28));
+        let read = pollster::block_on(e.read_batch(&batch)).unwrap();
+        worst = worst.max(max_abs_diff(&read, &cpu));
+    }
+    let images = odd_images(n, 3);
+    let (mu, logvar) = pollster::block_on(e.encode(&images)).unwrap();
+    let (cmu, clv) = v.encode(&images).unwrap();
+    let (d_mu, d_lv) = (max_abs_diff(&mu, &cmu), max_abs_diff(&logvar, &clv));
+    let zs = pollster::block_on(e.sample(&cmu, &clv, k, 17)).unwrap();
+    let czs = reparameterize(&cmu, &clv, 3, k, 17, 0);
+    let d_sample = max_abs_diff(&zs, &czs);
+    let (zs2, pixels) = pollster::block_on(e.sample_and_decode(&cmu, &clv, k, 23)).unwrap();
+    let czs2 = reparameterize(&cmu, &clv, 3, k, 23, 0);
+    let d_z2 = max_abs_diff(&zs2, &czs2);
+    let d_px = max_abs_diff(&pixels, &v.decode(&czs2).unwrap());
+    eprintln!("{what}: n {n}, k {k}: max |gpu - cpu| decode {d_decode:.2e}, mu {d_mu:.2e}, logvar {d_lv:.2e}, sample {d_sample:.2e}, sample_and_decode z {d_z2:.2e} pixels {d_px:.2e}");
+    assert!(worst <= 1e-4, "{what}: decoded pixels differ by {worst}");
+    assert!(d_mu <= 1e-4 && d_lv <= 1e-4, "{what}: mu {d_mu}, logvar {d_lv}");
+    assert!(d_sample <= 1e-5 && d_z2 <= 1e-5, "{what}: samples differ by {d_sample}, {d_z2}");
+    assert!(d_px <= 1e-4, "{what}: decoded samples differ by {d_px}");
+    worst.max(d_mu).max(d_lv).max(d_px)
+}
+
+#[test]
+fn odd_widths_match_the_cpu_reference_on_every_path() {
+    for (n, k) in [(1, 1), (7, 3), (33, 5)] {
+        odd_paths_match_the_cpu(odd_engine(), n, k, "odd widths");
+    }
+}
+
+#[test]
+fn odd_widths_digit_view_draws_every_row_of_a_batch() {
+    let e = odd_engine();
+    let z = latent_points_in(3, 3, 41);
+    let cpu = odd_vae().decode(&z).unwrap();
+    let batch = pollster::block_on(e.decode_to_buffer(&z)).unwrap();
+    let view = DigitView::new(e.device(), wgpu::TextureFormat::Rgba8Unorm);
+    for (row, size) in [(0, (5, 5)), (1, (5, 5)), (2, (20, 15))] {
+        let worst = draw_row(e, &view, &batch, row, size, &cpu[row * 25..(row + 1) * 25]);
+        eprintln!("odd digit {row} drawn at {size:?}: max |gpu - cpu| = {worst}/255");
+        assert!(worst <= 1, "odd digit {row} at {size:?} differs from the CPU decode by {worst}/255");
+    }
+    let target = digit_target(e, 10, 10);
+    let on_target = || Ok(DigitTarget { view: target.create_view(&Default::default()), size: (10, 10), frame: None });
+    pollster::block_on(e.draw_digit(&z[3..6], &view, on_target)).unwrap();
+    let worst = drawn_vs_cpu(&read_red(e, &target), &cpu[25..50], 10, 10);
+    assert!(worst <= 1, "draw_digit on the odd model differs from the CPU decode by {worst}/255");
+}
+
+// --- Batches larger than the device's bindings ----------------------------------------------
+
+/// The device's own limits with the largest storage binding and buffer lowered: the device
+/// then rejects any binding or buffer above them, as a smaller GPU would.
+fn lowered_limits(binding: u64, buffer: u64) -> wgpu::Limits {
+    let mut limits = engine().device().limits();
+    limits.max_storage_buffer_binding_size = binding;
+    limits.max_buffer_size = buffer;
+    limits
+}
+
+#[test]
+fn large_batches_stay_within_a_lowered_binding_limit() {
+    // 2 MiB bindings (the largest weights, 784 x 512, take 1.6 MB) and 8 MiB buffers: 668 rows
+    // of 784 pixels per binding, so every batch below is split, the last chunk partial.
+    const BINDING: u64 = 2 << 20;
+    let options = EngineOptions { limits_override: Some(lowered_limits(BINDING, 8 << 20)), ..Default::default() };
+    let e = engine_with(options);
+    assert_eq!(e.device().limits().max_storage_buffer_binding_size, BINDING);
+    assert!((e.max_rows_per_dispatch() * 784 * 4) as u64 <= BINDING);
+
+    let z = latent_points(1500, 77);
+    let cpu = vae().decode(&z).unwrap();
+    let d_decode = max_abs_diff(&pollster::block_on(e.decode(&z)).unwrap(), &cpu);
+    // One 4.7 MB buffer for the page, more than one binding: read back, and its last digit drawn.
+    let batch = pollster::block_on(e.decode_to_buffer(&z)).unwrap();
+    assert!(batch.buffer.size() > BINDING);
+    let d_batch = max_abs_diff(&pollster::block_on(e.read_batch(&batch)).unwrap(), &cpu);
+    let view = DigitView::new(e.device(), wgpu::TextureFormat::Rgba8Unorm);
+    let drawn = draw_row(&e, &view, &batch, 1499, (28, 28), &cpu[1499 * 784..]);
+
+    let images = latent_explorer::dataset::to_intensities(&common::mnist().test_images[..1500 * 784]);
+    let (mu, logvar) = pollster::block_on(e.encode(&images)).unwrap();
+    let (cmu, clv) = vae().encode(&images).unwrap();
+    let (d_mu, d_lv) = (max_abs_diff(&mu, &cmu), max_abs_diff(&logvar, &clv));
+
+    // 100 items x 16 samples: chunks end inside an item's samples.
+    let (m, lv) = (&cmu[..200], &clv[..200]);
+    let (zs, pixels) = pollster::block_on(e.sample_and_decode(m, lv, 16, 5)).unwrap();
+    let cz = reparameterize(m, lv, 2, 16, 5, 0);
+    let d_z = max_abs_diff(&zs, &cz);
+    let d_px = max_abs_diff(&pixels, &vae().decode(&cz).unwrap());
+    // 300k samples (2.4 MB of z) from the sampler alone.
+    let d_sample = max_abs_diff(&pollster::block_on(e.sample(m, lv, 3000, 9)).unwrap(), &reparameterize(m, lv, 2, 3000, 9, 0));
+
+    eprintln!("2 MiB bindings: max |gpu - cpu| decode {d_decode:.2e}, read_batch {d_batch:.2e}, drawn {drawn}/255, mu {d_mu:.2e}, logvar {d_lv:.2e}, sample_and_decode z {d_z:.2e} pixels {d_px:.2e}, sample {d_sample:.2e}");
+    assert!(d_decode <= 1e-4 && d_batch <= 1e-4, "decode {d_decode}, read_batch {d_batch}");
+    assert!(drawn <= 1, "last digit drawn {drawn}/255 off");
+    assert!(d_mu <= 1e-4 && d_lv <= 1e-4, "mu {d_mu}, logvar {d_lv}");
+    assert!(d_z <= 1e-5 && d_px <= 1e-4 && d_sample <= 1e-5, "z {d_z}, pixels {d_px}, sample {d_sample}");
+}
+
+#[test]
+fn tiny_device_limits_split_every_path_of_the_odd_model() {
+    // 2 KiB bindings, 4 KiB buffers: 18 rows of 28 floats per chunk; 200 items of stats
+    // (4.8 KB) and 600 samples are split too.
+    let options = EngineOptions { limits_override: Some(lowered_limits(2048, 4096)), ..Default::default() };
+    let e = odd_engine_with(options);
+    assert_eq!(e.max_rows_per_dispatch(), 2048 / (28 * 4));
+    odd_paths_match_the_cpu(&e, 200, 3, "2 KiB limits");
+    // A batch for the page must fit in one buffer: larger ones are an error, not a panic.
+    assert!(pollster::block_on(e.decode_to_buffer(&latent_points_in(3, 100, 1))).is_err());
+    // A batch of two chunks, gathered into one buffer larger than a binding, still draws its
+    // last digit.
+    let z = latent_points_in(3, 18 + 5, 8);
+    let cpu = odd_vae().decode(&z).unwrap();
+    let batch = pollster::block_on(e.decode_to_buffer(&z)).unwrap();
+    assert!(batch.buffer.size() > 2048);
+    assert!(max_abs_diff(&pollster::block_on(e.read_batch(&batch)).unwrap(), &cpu) <= 1e-4);
+    let view = DigitView::new(e.device(), wgpu::TextureFormat::Rgba8Unorm);
+    let drawn = draw_row(&e, &view, &batch, 22, (5, 5), &cpu[22 * 25..]);
+    assert!(drawn <= 1, "last odd digit drawn {drawn}/255 off");
 }
