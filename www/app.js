@@ -412,7 +412,14 @@ async function loadModel(bytes, what) {
     showError(`${what}: ${e.message ?? e}`);
     return false;
   }
-  if (explorer.latent() < 1 || explorer.side() * explorer.side() < 1) {
+  if (explorer.latent() !== 2) {
+    // The plane, the point and the samples are 2-D; a model of another latent size would be
+    // shown wrongly, so it is refused until the page can show such models.
+    showError(`${what}: this model has a ${explorer.latent()}-dimensional latent space; the explorer shows 2-D latent planes only (train one with --latent 2).`);
+    explorer.free?.();
+    return false;
+  }
+  if (explorer.side() * explorer.side() < 1) {
     showError(`${what}: this model's shape cannot be shown.`);
     return false;
   }

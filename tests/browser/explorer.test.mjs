@@ -11,6 +11,7 @@ import { deflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { serve } from "../../www/serve.mjs";
 import { CHROMIUM, BASE_ARGS, WEBGPU_ARGS } from "./chromium.mjs";
+import { loadModel, decode } from "./reference.mjs";
 
 const fixtures = new URL("../fixtures/", import.meta.url).pathname;
 
@@ -162,18 +163,29 @@ async function checkManifold(page) {
   await page.waitForFunction(() => window.explorer.state.manifold?.explorer === window.explorer.state.explorer);
   const after = await brightness();
   assert.ok(after < before - 0.02, `the plane did not darken with the manifold behind it (${before} -> ${after})`);
-  // Each cell is the decode of its z (checked against the CPU reference for a few cells).
-  const worst = await page.evaluate(() => {
-    const { z, pixels } = window.explorer.state.manifold;
-    const d = window.explorer.state.latent, n = 784;
-    let worst = 0;
-    for (const c of [0, 57, 300, 575]) {
-      const ref = window.explorer.decodeCpu(Array.from(z.slice(c * d, (c + 1) * d)));
-      for (let p = 0; p < n; p++) worst = Math.max(worst, Math.abs(ref[p] - pixels[c * n + p]));
-    }
-    return worst;
+  // Each cell is the decode of the centre of its cell of the plane, checked for a few cells
+  // against an independent decoder (tests/browser/reference.mjs: plain JavaScript in float64),
+  // so the check holds the CPU fallback, which computes with the Rust CPU reference, too.
+  const cells = [0, 57, 300, 575];
+  const { z, pixels, range, grid } = await page.evaluate((cells) => {
+    const m = window.explorer.state.manifold, d = window.explorer.state.latent, n = 784;
+    return {
+      z: cells.map((c) => Array.from(m.z.slice(c * d, (c + 1) * d))),
+      pixels: cells.map((c) => Array.from(m.pixels.slice(c * n, (c + 1) * n))),
+      range: m.range,
+      grid: Math.round(Math.sqrt(m.z.length / d)),
+    };
+  }, cells);
+  const model = loadModel(new URL("../../www/models/mnist-2d.safetensors", import.meta.url).pathname);
+  let worst = 0;
+  cells.forEach((c, k) => {
+    const [i, j] = [Math.floor(c / grid), c % grid];
+    const centre = [-range + ((j + 0.5) * 2 * range) / grid, range - ((i + 0.5) * 2 * range) / grid];
+    assert.ok(Math.abs(z[k][0] - centre[0]) < 1e-5 && Math.abs(z[k][1] - centre[1]) < 1e-5, `cell ${c} decodes z = ${z[k]}, not its centre ${centre}`);
+    const ref = decode(model, centre);
+    for (let p = 0; p < 784; p++) worst = Math.max(worst, Math.abs(ref[p] - pixels[k][p]));
   });
-  assert.ok(worst < 1e-4, `manifold cells differ from the CPU decode by ${worst}`);
+  assert.ok(worst < 1e-4, `manifold cells differ from the independent decode by ${worst}`);
 }
 
 // The notice's sentence for each reason the page runs on the CPU (CPU_REASONS in www/app.js).
@@ -346,6 +358,33 @@ test("a browser with no WebGPU at all says so, and everything runs on the CPU", 
   }
 });
 
+/** A valid model file (safetensors, f32) of architecture `arch` with small finite weights. */
+function modelFile(arch) {
+  const layers = [];
+  let n = arch.input;
+  arch.encoder_hidden.forEach((h, i) => { layers.push([`encoder.${i}`, h, n]); n = h; });
+  layers.push(["encoder.mu", arch.latent, n], ["encoder.logvar", arch.latent, n]);
+  n = arch.latent;
+  arch.decoder_hidden.forEach((h, i) => { layers.push([`decoder.${i}`, h, n]); n = h; });
+  layers.push(["decoder.out", arch.input, n]);
+  const header = { __metadata__: { architecture: JSON.stringify(arch) } };
+  const blobs = [];
+  let offset = 0;
+  for (const [name, out, inp] of layers) {
+    for (const [suffix, shape] of [["weight", [out, inp]], ["bias", [out]]]) {
+      const count = shape.reduce((a, b) => a * b, 1);
+      const data = Buffer.alloc(4 * count);
+      for (let i = 0; i < count; i++) data.writeFloatLE(0.01 * ((i % 7) - 3), 4 * i);
+      header[`${name}.${suffix}`] = { dtype: "F32", shape, data_offsets: [offset, offset + data.length] };
+      blobs.push(data);
+      offset += data.length;
+    }
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8); len.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([len, json, ...blobs]);
+}
+
 test("bad input gets a clear message, and the page keeps working", { timeout: 300000 }, async () => {
   const { browser, page } = await open({ webgpu: false });
   try {
@@ -375,6 +414,16 @@ test("bad input gets a clear message, and the page keeps working", { timeout: 30
     writeFileSync(mismatched, Buffer.concat([len, Buffer.from(header), Buffer.alloc(36)]));
     await page.locator('[data-testid="model-file"]').setInputFiles(mismatched);
     assert.match(await errorText(page), /encoder\.0\.weight.*shape/);
+
+    // A valid model whose latent space is not 2-D: refused with a clear message (the page draws
+    // 2-D planes only), the shipped model kept.
+    for (const latent of [1, 3]) {
+      const file = join(tmp, `latent-${latent}.safetensors`);
+      writeFileSync(file, modelFile({ input: 784, encoder_hidden: [4], latent, decoder_hidden: [4], hidden_activation: "relu", output_activation: "sigmoid" }));
+      await page.locator('[data-testid="model-file"]').setInputFiles(file);
+      assert.match(await errorText(page), new RegExp(`${latent}-dimensional latent space; the explorer shows 2-D latent planes only`));
+      assert.equal(await page.evaluate(() => window.explorer.state.latent), 2);
+    }
 
     // After all that, the shipped model still answers.
     await drag(page, [0.5, 0.5], [0.6, 0.4]);
