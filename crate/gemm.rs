@@ -10,8 +10,8 @@ pub enum Op {
     T,
 }
 
-/// `C[m,n] = A' B' + beta * C`, where `A'` is `A` ([m,k]) or `A^T` (`A` stored [k,m]),
-/// and `B'` is `B` ([k,n]) or `B^T` (`B` stored [n,k]).
+/// `C[m,n] = A' B' + beta * C`, where `A'` is `A` (`[m,k]`) or `A^T` (`A` stored `[k,m]`),
+/// and `B'` is `B` (`[k,n]`) or `B^T` (`B` stored `[n,k]`).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], op_a: Op, b: &[f32], op_b: Op, beta: f32, c: &mut [f32]) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm operand too small");
@@ -39,8 +39,8 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], op_a: Op, b: &[f32], op_b: 
     }
 }
 
-/// `C[m,n] = A B + beta * C` where `A` ([m,k]) is read with explicit (row, column) strides,
-/// so a block of columns of a stored matrix can be used transposed without a copy; `B` ([k,n])
+/// `C[m,n] = A B + beta * C` where `A` (`[m,k]`) is read with explicit (row, column) strides,
+/// so a block of columns of a stored matrix can be used transposed without a copy; `B` (`[k,n]`)
 /// and `C` are row-major.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_at(m: usize, k: usize, n: usize, a: &[f32], (rsa, csa): (usize, usize), b: &[f32], beta: f32, c: &mut [f32]) {

@@ -574,7 +574,7 @@ impl GpuEngine {
     }
 
     fn check(&self, values: &[f32], per_item: usize, what: &'static str) -> Result<usize, GpuError> {
-        if values.len() % per_item != 0 {
+        if !values.len().is_multiple_of(per_item) {
             return Err(crate::error::ModelError::InputSize { what, per_item, found: values.len() }.into());
         }
         Ok(values.len() / per_item)

@@ -257,6 +257,6 @@ mod tests {
         g[5 * 64 + 60] = 0.0;
         let out = to_mnist(&g, 64, 64).unwrap();
         let (x, y, _, _) = bbox(&out);
-        assert!(x >= 4 && x <= 24 && y >= 4 && y <= 24);
+        assert!((4..=24).contains(&x) && (4..=24).contains(&y));
     }
 }

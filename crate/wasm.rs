@@ -393,7 +393,7 @@ impl Explorer {
                 return to_js(&Samples { z, pixels });
             }
             let d = inner.vae.arch().latent;
-            if mu.len() % d != 0 || logvar.len() != mu.len() {
+            if !mu.len().is_multiple_of(d) || logvar.len() != mu.len() {
                 return Err(js_err("mu and logvar must hold the same whole number of latent points"));
             }
             let z = reparameterize(&mu, &logvar, d, k, seed, 0);

@@ -193,12 +193,12 @@ fn a_download_with_the_wrong_content_is_refused_and_leaves_nothing() {
     let fake = gzip(&idx::encode_labels(&[1, 2, 3]));
     let server = http::serve(vec![("train-labels-idx1-ubyte.gz".into(), fake)], 2);
     let dir = common::temp_dir("bad-download");
-    let err = dataset::download(&dir, &["train-labels-idx1-ubyte"], &[server.base.clone()]).unwrap_err();
+    let err = dataset::download(&dir, &["train-labels-idx1-ubyte"], std::slice::from_ref(&server.base)).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("sha256") && msg.contains("--data"), "{msg}");
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "a rejected download left a file behind");
     // A 404 is reported too.
-    let err = dataset::download(&dir, &["t10k-labels-idx1-ubyte"], &[server.base.clone()]).unwrap_err();
+    let err = dataset::download(&dir, &["t10k-labels-idx1-ubyte"], std::slice::from_ref(&server.base)).unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
     fs::remove_dir_all(&dir).unwrap();
 }

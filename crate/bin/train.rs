@@ -96,7 +96,7 @@ impl Observer for Cli {
     fn step(&mut self, batch: usize, loss: f64, eps: f64) {
         if let Some(bar) = &self.bar {
             bar.set_position(batch as u64);
-            if batch % 10 == 0 {
+            if batch.is_multiple_of(10) {
                 bar.set_message(format!("loss {loss:.2} | {eps:.0} ex/s"));
             }
         }
