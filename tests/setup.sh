@@ -2,7 +2,7 @@
 # Installs whatever is missing on a fresh machine; quick when everything is there already.
 #
 #   tests/setup.sh build   what `npm start` needs: the wasm32 Rust target and wasm-bindgen's CLI
-#   tests/setup.sh test    that, plus what `npm test` needs: node_modules (playwright-core) and,
+#   tests/setup.sh test    that, plus what `npm test` needs: rustfmt, clippy, node_modules (playwright-core) and,
 #                          as root, Debian's Chromium, Mesa's lavapipe and Fashion-MNIST
 #
 # SETUP_DRY_RUN=1 prints each step it would take ("setup: would run: ...") and changes nothing;
@@ -60,6 +60,11 @@ if [ "$have" != "$want" ]; then
 fi
 
 [ "$mode" = build ] && exit 0
+
+# The format and lint checks of `npm test` (in rustup's default profile, but not in minimal ones).
+for tool in fmt clippy; do
+  cargo "$tool" --version >/dev/null 2>&1 || step rustup component add "$([ "$tool" = fmt ] && echo rustfmt || echo clippy)"
+done
 
 # playwright-core drives the system Chromium (it cannot download browsers here).
 [ -f "$root/node_modules/playwright-core/package.json" ] ||

@@ -67,6 +67,9 @@ function dryRun({ mode = "test", hide = [], fakes = {}, nodeModules = true }) {
 }
 
 const rustupWithoutWasm = `if [ "$1 $2 $3" = "target list --installed" ]; then echo x86_64-unknown-linux-gnu; else echo "rustup: unexpected $*" >&2; exit 3; fi`;
+const realCargo = spawnSync("/bin/sh", ["-c", "command -v cargo"], { encoding: "utf8" }).stdout.trim();
+// A cargo whose toolchain lacks the rustfmt and clippy components.
+const cargoWithoutLints = `case "$1" in fmt|clippy) echo "error: no such command: $1" >&2; exit 101;; esac; exec ${realCargo} "$@"`;
 const dpkgKnowsNothing = `echo "dpkg-query: no packages found matching $3" >&2; exit 1`;
 
 test("with nothing hidden the plan is empty (npm test installed everything first)", () => {
@@ -93,6 +96,13 @@ test("the wasm32 target missing: plans rustup target add", () => {
   assert.deepEqual(r.planned, ["setup: would run: rustup target add wasm32-unknown-unknown"], r.out);
 });
 
+test("rustfmt and clippy missing: plans rustup component add, only for tests", () => {
+  const r = dryRun({ fakes: { cargo: cargoWithoutLints } });
+  assert.equal(r.code, 0, r.out);
+  assert.deepEqual(r.planned, ["setup: would run: rustup component add rustfmt", "setup: would run: rustup component add clippy"], r.out);
+  assert.deepEqual(dryRun({ mode: "build", fakes: { cargo: cargoWithoutLints } }).planned, []);
+});
+
 test("node_modules missing: plans npm ci for tests, nothing for npm start", () => {
   const r = dryRun({ nodeModules: false });
   assert.equal(r.code, 0, r.out);
@@ -117,9 +127,9 @@ test("no Debian package installed: plans every one", { skip: process.getuid() !=
 });
 
 test("everything missing at once: one plan with every step, exit 0", { skip: process.getuid() !== 0 && "needs root" }, () => {
-  const r = dryRun({ hide: ["wasm-bindgen", "chromium"], fakes: { rustup: rustupWithoutWasm, "dpkg-query": dpkgKnowsNothing }, nodeModules: false });
+  const r = dryRun({ hide: ["wasm-bindgen", "chromium"], fakes: { cargo: cargoWithoutLints, rustup: rustupWithoutWasm, "dpkg-query": dpkgKnowsNothing }, nodeModules: false });
   assert.equal(r.code, 0, r.out);
-  assert.equal(r.planned.length, 5, r.out);
+  assert.equal(r.planned.length, 7, r.out);
 });
 
 test("without cargo it stops with a clear message", () => {
