@@ -175,6 +175,21 @@ impl Vae {
         activate(l.activation, &mut y[..rows * l.n_out]);
     }
 
+    /// [`Vae::dense`] on the calling thread only: the trainer's forward pass runs each layer
+    /// through this, so it evaluates the very function that inference evaluates.
+    pub fn dense_serial(&self, i: usize, x: &[f32], rows: usize, y: &mut [f32]) {
+        self.affine_serial(i, x, rows, y);
+        let l = &self.layout.layers[i];
+        activate(l.activation, &mut y[..rows * l.n_out]);
+    }
+
+    /// Test hook: gives layer `i` another activation, for networks [`Architecture`] cannot
+    /// describe (mixed hidden activations), so every path's per-layer walk can be checked.
+    #[cfg(test)]
+    pub(crate) fn set_activation(&mut self, i: usize, act: Activation) {
+        self.layout.layers[i].activation = act;
+    }
+
     /// Runs a chain of layers, ping-ponging between two scratch buffers; returns the index of
     /// the buffer holding the output. `input` is `rows * n_in` of the first layer. Layer `k`
     /// writes buffer `(k + 1) % 2`.
@@ -267,10 +282,25 @@ impl Vae {
 }
 
 /// Applies an activation in place.
+#[inline]
 pub fn activate(act: Activation, y: &mut [f32]) {
     match act {
         Activation::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
         Activation::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid(*v)),
+        Activation::Identity => {}
+    }
+}
+
+/// The backward of [`activate`]: turns `grad`, the gradient with respect to the activation's
+/// output `out`, into the gradient with respect to its input, in place. Written in terms of the
+/// output so the trainer need not keep pre-activations. Branch-free loops, so they vectorise.
+#[inline]
+pub fn activate_backward(act: Activation, grad: &mut [f32], out: &[f32]) {
+    debug_assert_eq!(grad.len(), out.len());
+    match act {
+        // Zero where the ReLU was inactive (its output is 0).
+        Activation::Relu => grad.iter_mut().zip(out).for_each(|(g, &o)| *g = if o > 0.0 { *g } else { 0.0 }),
+        Activation::Sigmoid => grad.iter_mut().zip(out).for_each(|(g, &o)| *g *= o * (1.0 - o)),
         Activation::Identity => {}
     }
 }
@@ -339,21 +369,44 @@ pub fn kl_standard_normal(mu: &[f32], logvar: &[f32]) -> f64 {
         .sum()
 }
 
-/// The reparameterization trick: `k` samples `z = mu + exp(logvar / 2) * eps` for each of the
-/// `n` rows of (mu, logvar). Sample `j` of row `i` uses `eps = normal(seed, index0 + i*k + j, d)`;
-/// the GPU sampler draws the very same numbers.
-pub fn reparameterize(mu: &[f32], logvar: &[f32], latent: usize, k: usize, seed: u32, index0: u32) -> Vec<f32> {
+/// The reparameterization trick, the CPU's only copy of it (the trainer, the evaluation and
+/// the page all sample through here): `k` samples `z = mu + exp(logvar / 2) * eps` for each of
+/// the `n` rows of (mu, logvar), with the noise written to `eps` beside them (the trainer's
+/// backward and the importance weights need it). Sample `j` of row `i` uses
+/// `eps = normal(seed, index0 + i*k + j, d)`; the GPU sampler draws the very same numbers.
+/// `eps` and `z` hold `n * k * latent` values each.
+#[allow(clippy::too_many_arguments)]
+pub fn reparameterize_into(
+    mu: &[f32],
+    logvar: &[f32],
+    latent: usize,
+    k: usize,
+    seed: u32,
+    index0: u32,
+    eps: &mut [f32],
+    z: &mut [f32],
+) {
     let n = mu.len() / latent;
-    let mut z = Vec::with_capacity(n * k * latent);
+    assert!(logvar.len() == n * latent && eps.len() == n * k * latent && z.len() == n * k * latent);
     for i in 0..n {
         for j in 0..k {
-            let index = index0.wrapping_add((i * k + j) as u32);
+            let s = i * k + j;
+            let index = index0.wrapping_add(s as u32);
             for d in 0..latent {
                 let (m, lv) = (mu[i * latent + d], logvar[i * latent + d]);
-                z.push(m + (0.5 * lv).exp() * rng::normal(seed, index, d as u32));
+                let e = rng::normal(seed, index, d as u32);
+                eps[s * latent + d] = e;
+                z[s * latent + d] = m + (0.5 * lv).exp() * e;
             }
         }
     }
+}
+
+/// [`reparameterize_into`] for callers that need only z.
+pub fn reparameterize(mu: &[f32], logvar: &[f32], latent: usize, k: usize, seed: u32, index0: u32) -> Vec<f32> {
+    let len = mu.len() / latent * k * latent;
+    let (mut eps, mut z) = (vec![0.0; len], vec![0.0; len]);
+    reparameterize_into(mu, logvar, latent, k, seed, index0, &mut eps, &mut z);
     z
 }
 

@@ -1,6 +1,9 @@
 //! Analytic gradients of every parameter tensor against central finite differences of the
-//! reference model's loss (`Vae::loss_terms`, an independent code path from the backprop).
+//! reference model's loss (`Vae::loss_terms`, an independent code path from the backprop), for
+//! each hidden activation the architecture accepts. (Mixed per-layer activations, sigmoid
+//! hidden layers included, are checked by a unit test in `crate/train/backprop.rs`.)
 
+use latent_explorer::architecture::Activation;
 use latent_explorer::train::backprop::{loss_and_grad, Workspace};
 use latent_explorer::{Architecture, Vae};
 
@@ -48,7 +51,7 @@ fn check(arch: Architecture, beta: f32) {
         let rel = diff2.sqrt() / norm_a.sqrt().max(norm_n.sqrt()).max(1e-12);
         assert!(norm_a > 1e-10, "{name}: gradient is zero, the check would be vacuous");
         assert!(rel < 1e-3, "{name}: relative error {rel:.2e} (|analytic| {:.3e}, |numeric| {:.3e})", norm_a.sqrt(), norm_n.sqrt());
-        eprintln!("{name:24} relative error {rel:.2e}");
+        eprintln!("{:?} {name:24} relative error {rel:.2e}", arch.hidden_activation);
     }
 }
 
@@ -65,4 +68,19 @@ fn gradients_match_with_a_weighted_kl_and_one_hidden_layer() {
 #[test]
 fn gradients_match_without_hidden_layers() {
     check(Architecture::mirrored(8, &[], 2), 0.5);
+}
+
+/// `mirrored(input, hidden, latent)` with linear hidden layers.
+fn identity(input: usize, hidden: &[usize], latent: usize) -> Architecture {
+    Architecture { hidden_activation: Activation::Identity, ..Architecture::mirrored(input, hidden, latent) }
+}
+
+#[test]
+fn gradients_match_with_identity_hidden_layers() {
+    check(identity(12, &[7, 5], 2), 1.0);
+}
+
+#[test]
+fn gradients_match_with_one_identity_hidden_layer_and_a_weighted_kl() {
+    check(identity(9, &[6], 3), 4.0);
 }

@@ -5,8 +5,9 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use latent_explorer::train::backprop::{loss_and_grad, Workspace};
 use latent_explorer::train::{checkpoint, EpochRecord, LrSchedule, Observer, Outcome, Quiet, TrainConfig, Trainer};
-use latent_explorer::Architecture;
+use latent_explorer::{Activation, Architecture};
 
 fn small_config(beta: f32) -> TrainConfig {
     TrainConfig {
@@ -66,6 +67,29 @@ fn beta_zero_frees_the_kl_and_a_large_beta_collapses_it() {
     // decoder can only draw an average digit.
     assert!(kl_big < 0.5, "KL at beta 50 is {kl_big}");
     assert!(rec_big > rec1 + 5.0, "reconstruction at beta 50 ({rec_big}) vs beta 1 ({rec1})");
+}
+
+#[test]
+fn an_identity_activation_model_trains_the_function_the_reference_model_evaluates() {
+    // Linear hidden layers: the trainer must run them as the reference model (`Vae`) does, not
+    // as ReLUs, or it would optimise one function while every other path evaluates another.
+    let data = common::mnist_subset(1024, 0);
+    let mut config = small_config(1.0);
+    config.arch.hidden_activation = Activation::Identity;
+    let mut t = Trainer::new(config, &data).unwrap();
+    t.bench_steps(40);
+    let vae = &t.state.vae;
+    let x = latent_explorer::dataset::to_intensities(&data.train_images[..64 * 784]);
+    let (seed, index0) = (77, 1000);
+    let terms = vae.loss_terms(&x, seed, index0).unwrap();
+    let reference = terms.iter().map(|t| t.neg_elbo(1.0)).sum::<f64>() / 64.0;
+    let mut grad = vec![0.0; vae.params().len()];
+    let sums = loss_and_grad(vae, &x, 1.0, seed, index0, 1.0 / 64.0, &mut grad, &mut Workspace::default());
+    let trained = (sums.reconstruction + sums.kl) / 64.0;
+    eprintln!("identity model after 40 steps: training loss {trained:.6}, reference {reference:.6}");
+    // The same forward pass; only the f32 lane sums of the cross-entropy differ from the
+    // reference's f64 sum.
+    assert!((trained - reference).abs() < 1e-5 * reference, "training loss {trained} vs reference {reference}");
 }
 
 /// The weights after `steps` steps of `small_config(1.0)` as changed by `tweak`.

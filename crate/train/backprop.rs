@@ -1,10 +1,12 @@
 //! Hand-written forward and backward pass of the VAE loss over a batch, in two phases.
 //!
 //! Phase 1 ([`shard_deltas`]) runs on a shard of the batch's rows: the forward pass (the
-//! reference model's own layer code, `Vae::affine_serial`, so training and inference cannot
-//! drift apart), the loss, and each layer's *delta*, the gradient with respect to its
-//! pre-activation. Phase 2 ([`Workspace::layer_grad`]) turns the deltas of the whole batch into
-//! weight and bias gradients, any block of a layer's output rows at a time. The trainer applies
+//! reference model's own layer code and sampler, `Vae::dense_serial` and
+//! `model::reparameterize_into`, walking the same layer list with each layer's own activation,
+//! so training and inference cannot drift apart), the loss, and each layer's *delta*, the
+//! gradient with respect to its pre-activation (through `model::activate_backward`). Phase 2
+//! ([`Workspace::layer_grad`]) turns the deltas of the whole batch into weight and bias
+//! gradients, any block of a layer's output rows at a time. The trainer applies
 //! Adam to each block while it is still in cache, and each product runs with the whole batch as
 //! its inner dimension instead of once per shard.
 //!
@@ -14,14 +16,14 @@
 use std::ops::Range;
 
 use crate::gemm::{gemm, gemm_at, Op};
-use crate::model::{bce_and_grad, kl_standard_normal, ParamLayout, Vae};
-use crate::rng;
+use crate::architecture::Activation;
+use crate::model::{activate_backward, bce_and_grad, kl_standard_normal, reparameterize_into, ParamLayout, Vae};
 
 /// Activations and deltas of a whole batch, row-major, reused across steps.
 #[derive(Default)]
 pub struct Workspace {
     rows: usize,
-    /// ReLU outputs of the encoder's and decoder's hidden layers.
+    /// Activated outputs of the encoder's and decoder's hidden layers.
     enc: Vec<Vec<f32>>,
     dec: Vec<Vec<f32>>,
     mu: Vec<f32>,
@@ -191,35 +193,29 @@ pub fn shard_deltas(vae: &Vae, x: &[f32], beta: f32, seed: u32, index0: u32, sca
     let Shard { mut enc, mut dec, mu, logvar, eps, z, logits, mut d_enc, mut d_dec, dmu, dlogvar, dz } = s;
     assert_eq!(mu.len(), rows * d, "shard views must match the shard's rows");
 
+    let act = |li: usize| lay.layers[li].activation;
+
     // ---- forward: encoder trunk
     for (j, &li) in lay.encoder.iter().enumerate() {
         let (done, rest) = enc.split_at_mut(j);
         let input: &[f32] = if j == 0 { x } else { done[j - 1] };
-        vae.affine_serial(li, input, rows, rest[0]);
-        relu(rest[0]);
+        vae.dense_serial(li, input, rows, rest[0]);
     }
     let h_enc: &[f32] = enc.last().map(|v| &**v).unwrap_or(x);
 
     // ---- heads and the reparameterized sample
-    vae.affine_serial(lay.mu, h_enc, rows, mu);
-    vae.affine_serial(lay.logvar, h_enc, rows, logvar);
-    for i in 0..rows {
-        let index = index0.wrapping_add(i as u32);
-        for k in 0..d {
-            let e = rng::normal(seed, index, k as u32);
-            let j = i * d + k;
-            eps[j] = e;
-            z[j] = mu[j] + (0.5 * logvar[j]).exp() * e;
-        }
-    }
+    vae.dense_serial(lay.mu, h_enc, rows, mu);
+    vae.dense_serial(lay.logvar, h_enc, rows, logvar);
+    reparameterize_into(mu, logvar, d, 1, seed, index0, eps, z);
 
-    // ---- forward: decoder
+    // ---- forward: decoder. The output layer stops at its logits: the loss below is the
+    // sigmoid and the cross-entropy in one, stable step (its gradient is sigmoid(l) - x).
     let (&out_layer, dec_hidden) = lay.decoder.split_last().expect("decoder has an output layer");
+    assert_eq!(act(out_layer), Activation::Sigmoid, "the loss is Bernoulli on sigmoid outputs");
     for (j, &li) in dec_hidden.iter().enumerate() {
         let (done, rest) = dec.split_at_mut(j);
         let input: &[f32] = if j == 0 { z } else { done[j - 1] };
-        vae.affine_serial(li, input, rows, rest[0]);
-        relu(rest[0]);
+        vae.dense_serial(li, input, rows, rest[0]);
     }
     let h_dec: &[f32] = dec.last().map(|v| &**v).unwrap_or(z);
     vae.affine_serial(out_layer, h_dec, rows, logits);
@@ -231,8 +227,8 @@ pub fn shard_deltas(vae: &Vae, x: &[f32], beta: f32, seed: u32, index0: u32, sca
         sums.kl += kl_standard_normal(&mu[i * d..(i + 1) * d], &logvar[i * d..(i + 1) * d]);
     }
 
-    // ---- backward through the decoder: each layer's delta times its weights is the delta of
-    // the layer below (after the ReLU), down to the gradient with respect to z.
+    // ---- backward through the decoder: each layer's delta times its weights, through the
+    // backward of the activation below, is the delta of the layer below; down to d(loss)/dz.
     for k in (0..lay.decoder.len()).rev() {
         let li = lay.decoder[k];
         let l = &lay.layers[li];
@@ -241,11 +237,12 @@ pub fn shard_deltas(vae: &Vae, x: &[f32], beta: f32, seed: u32, index0: u32, sca
         let target: &mut [f32] = if k == 0 { dz } else { below[k - 1] };
         gemm(rows, l.n_out, l.n_in, delta, Op::N, vae.layer(li).1, Op::N, 0.0, target);
         if k > 0 {
-            relu_backward(target, dec[k - 1]);
+            activate_backward(act(lay.decoder[k - 1]), target, dec[k - 1]);
         }
     }
 
-    // ---- through the sample: z = mu + exp(lv/2) eps; plus the KL's own gradient
+    // ---- back through the sample z = mu + exp(lv/2) eps (`reparameterize_into`), plus the
+    // KL's own gradient
     let kl_scale = beta * scale;
     for j in 0..rows * d {
         let (m, lv) = (mu[j], logvar[j]);
@@ -253,6 +250,8 @@ pub fn shard_deltas(vae: &Vae, x: &[f32], beta: f32, seed: u32, index0: u32, sca
         dmu[j] = dz[j] + kl_scale * m;
         dlogvar[j] = dz[j] * eps[j] * 0.5 * s + kl_scale * 0.5 * (s * s - 1.0);
     }
+    activate_backward(act(lay.mu), dmu, mu);
+    activate_backward(act(lay.logvar), dlogvar, logvar);
 
     // ---- heads, then the encoder trunk (no gradient into the input images)
     let Some(last) = lay.encoder.len().checked_sub(1) else {
@@ -262,13 +261,13 @@ pub fn shard_deltas(vae: &Vae, x: &[f32], beta: f32, seed: u32, index0: u32, sca
     let dh = &mut d_enc[last][..];
     gemm(rows, d, h_width, dmu, Op::N, vae.layer(lay.mu).1, Op::N, 0.0, dh);
     gemm(rows, d, h_width, dlogvar, Op::N, vae.layer(lay.logvar).1, Op::N, 1.0, dh);
-    relu_backward(dh, enc[last]);
+    activate_backward(act(lay.encoder[last]), dh, enc[last]);
     for j in (1..lay.encoder.len()).rev() {
         let li = lay.encoder[j];
         let l = &lay.layers[li];
         let (below, at) = d_enc.split_at_mut(j);
         gemm(rows, l.n_out, l.n_in, at[0], Op::N, vae.layer(li).1, Op::N, 0.0, below[j - 1]);
-        relu_backward(below[j - 1], enc[j - 1]);
+        activate_backward(act(lay.encoder[j - 1]), below[j - 1], enc[j - 1]);
     }
     sums
 }
@@ -341,14 +340,63 @@ fn bce_rows_any(logits: &mut [f32], x: &[f32], n: usize, scale: f32) -> f64 {
     reconstruction
 }
 
-fn relu(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| *x = x.max(0.0));
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::architecture::Architecture;
 
-/// Zeroes the gradient where the ReLU was inactive (its output is 0). Branch-free, so it
-/// vectorises.
-fn relu_backward(grad: &mut [f32], out: &[f32]) {
-    for (g, &o) in grad.iter_mut().zip(out) {
-        *g = if o > 0.0 { *g } else { 0.0 };
+    /// The backprop walks each layer's own activation, so a network whose hidden layers mix
+    /// ReLU, identity and sigmoid (more than `Architecture` can describe) gets the gradient of
+    /// the reference model's loss: every tensor against central differences of `loss_terms`.
+    #[test]
+    fn gradients_match_finite_differences_with_mixed_hidden_activations() {
+        let arch = Architecture::mirrored(10, &[7, 6, 5], 2);
+        let mut vae = Vae::init(arch.clone(), 3).unwrap();
+        let lay = vae.layout().clone();
+        let acts = [Activation::Relu, Activation::Identity, Activation::Sigmoid];
+        for (k, &li) in lay.encoder.iter().enumerate() {
+            vae.set_activation(li, acts[k % 3]);
+        }
+        for (k, &li) in lay.decoder[..lay.decoder.len() - 1].iter().enumerate() {
+            vae.set_activation(li, acts[(k + 2) % 3]);
+        }
+        // Larger-than-default weights so every layer's gradient is far from zero (the orders
+        // above keep any tensor's gradient from being too small for finite differences in f32).
+        vae.params_mut().iter_mut().for_each(|p| *p *= 2.0);
+        let (rows, beta, seed) = (16, 1.5f32, 4);
+        let x: Vec<f32> = (0..rows * arch.input).map(|i| (i * 29 % 53) as f32 / 52.0).collect();
+        let loss = |vae: &Vae| -> f64 {
+            let terms = vae.loss_terms(&x, seed, 0).unwrap();
+            terms.iter().map(|t| t.neg_elbo(beta as f64)).sum::<f64>() / rows as f64
+        };
+        let mut grad = vec![0.0; lay.len];
+        let sums = loss_and_grad(&vae, &x, beta, seed, 0, 1.0 / rows as f32, &mut grad, &mut Workspace::default());
+        let (base, trained) = (loss(&vae), (sums.reconstruction + beta as f64 * sums.kl) / rows as f64);
+        assert!((base - trained).abs() < 1e-5 * base, "backprop loss {trained} vs reference {base}");
+        let h = 2e-3f32;
+        for li in 0..lay.layers.len() {
+            let (w, b) = lay.ranges(li);
+            for (what, range) in [("weight", w), ("bias", b)] {
+                let (mut diff2, mut norm_a, mut norm_n) = (0.0f64, 0.0f64, 0.0f64);
+                for j in range {
+                    let orig = vae.params()[j];
+                    vae.params_mut()[j] = orig + h;
+                    let up = loss(&vae);
+                    vae.params_mut()[j] = orig - h;
+                    let down = loss(&vae);
+                    vae.params_mut()[j] = orig;
+                    let numeric = (up - down) / (2.0 * h as f64);
+                    diff2 += (numeric - grad[j] as f64).powi(2);
+                    norm_a += (grad[j] as f64).powi(2);
+                    norm_n += numeric * numeric;
+                }
+                let l = &vae.layout().layers[li];
+                let norm = norm_a.max(norm_n).sqrt();
+                let rel = diff2.sqrt() / norm.max(1e-12);
+                eprintln!("{:?} {}.{what}: relative error {rel:.2e}", l.activation, l.name);
+                assert!(norm_a > 1e-10, "{}.{what}: gradient is zero, the check would be vacuous", l.name);
+                assert!(rel < 1e-3, "{}.{what} ({:?}): relative error {rel:.2e}", l.name, l.activation);
+            }
+        }
     }
 }

@@ -5,8 +5,7 @@
 //! order, so the numbers do not depend on the thread count. Work runs in the current rayon pool.
 
 use crate::dataset::to_intensities;
-use crate::model::{bce_with_logits, reparameterize, Vae};
-use crate::rng;
+use crate::model::{bce_with_logits, reparameterize_into, Vae};
 
 /// Seeds of the evaluation noise: fixed, so a recorded figure can be reproduced.
 pub const ELBO_SEED: u32 = 0x00E1_B0;
@@ -56,7 +55,8 @@ pub fn iw_bound(vae: &Vae, images: &[u8], k: usize) -> f64 {
         let x = to_intensities(&images[r.start * n_in..r.end * n_in]);
         let (mu, logvar) = vae.encode(&x).expect("input sized by the model");
         let index0 = (r.start * k) as u32;
-        let z = reparameterize(&mu, &logvar, d, k, IW_SEED, index0);
+        let (mut eps, mut z) = (vec![0.0; r.len() * k * d], vec![0.0; r.len() * k * d]);
+        reparameterize_into(&mu, &logvar, d, k, IW_SEED, index0, &mut eps, &mut z);
         let logits = vae.decode_logits(&z).expect("latent sized by the model");
         (0..r.len())
             .map(|i| {
@@ -64,12 +64,11 @@ pub fn iw_bound(vae: &Vae, images: &[u8], k: usize) -> f64 {
                 let log_w: Vec<f64> = (0..k)
                     .map(|j| {
                         let s = i * k + j;
-                        let index = index0.wrapping_add(s as u32);
                         let mut log_w = -bce_with_logits(&logits[s * n_in..(s + 1) * n_in], xi);
                         for t in 0..d {
                             // log p(z) - log q(z|x); the 2*pi terms cancel.
                             let zt = z[s * d + t] as f64;
-                            let e = rng::normal(IW_SEED, index, t as u32) as f64;
+                            let e = eps[s * d + t] as f64;
                             log_w += -0.5 * zt * zt + 0.5 * e * e + 0.5 * logvar[i * d + t] as f64;
                         }
                         log_w
