@@ -20,7 +20,7 @@ type GemmFn = fn(usize, usize, usize, &[f32], Op, &[f32], Op, f32, &mut [f32]);
 #[derive(Clone, Debug)]
 pub struct ParamLayout {
     pub layers: Vec<LayerSpec>,
-    /// Offset of each layer's weight ([out, in]); its bias ([out]) follows directly.
+    /// Offset of each layer's weight (`[out, in]`); its bias (`[out]`) follows directly.
     pub offsets: Vec<usize>,
     pub len: usize,
     /// Indices into `layers`.
@@ -40,15 +40,7 @@ impl ParamLayout {
             len += l.n_params();
         }
         let ne = arch.encoder_hidden.len();
-        ParamLayout {
-            encoder: (0..ne).collect(),
-            mu: ne,
-            logvar: ne + 1,
-            decoder: (ne + 2..layers.len()).collect(),
-            layers,
-            offsets,
-            len,
-        }
+        ParamLayout { encoder: (0..ne).collect(), mu: ne, logvar: ne + 1, decoder: (ne + 2..layers.len()).collect(), layers, offsets, len }
     }
 
     /// (weight, bias) ranges of layer `i`.
@@ -96,12 +88,7 @@ impl Vae {
         arch.validate()?;
         let layout = ParamLayout::new(&arch);
         if params.len() != layout.len {
-            return Err(ModelError::Architecture(format!(
-                "{} parameters given, {} expects {}",
-                params.len(),
-                arch.describe(),
-                layout.len
-            )));
+            return Err(ModelError::Architecture(format!("{} parameters given, {} expects {}", params.len(), arch.describe(), layout.len)));
         }
         Ok(Vae { arch, layout, params })
     }
@@ -116,10 +103,10 @@ impl Vae {
         for (i, l) in layout.layers.iter().enumerate() {
             let bound = 1.0 / (l.n_in as f32).sqrt();
             let (w, b) = layout.ranges(i);
-            for j in w.start..b.end {
+            for (j, p) in params.iter_mut().enumerate().take(b.end).skip(w.start) {
                 let h = rng::pcg3d(key, j as u32, 0)[0];
                 let u = (h >> 8) as f32 * (1.0 / 16_777_216.0);
-                params[j] = (2.0 * u - 1.0) * bound;
+                *p = (2.0 * u - 1.0) * bound;
             }
         }
         Ok(Vae { arch, layout, params })
@@ -141,7 +128,7 @@ impl Vae {
         self.params
     }
 
-    /// (spec, weight [out, in], bias [out]) of layer `i`.
+    /// (spec, weight `[out, in]`, bias `[out]`) of layer `i`.
     pub fn layer(&self, i: usize) -> (&LayerSpec, &[f32], &[f32]) {
         let (w, b) = self.layout.ranges(i);
         (&self.layout.layers[i], &self.params[w], &self.params[b])
@@ -211,7 +198,7 @@ impl Vae {
     }
 
     fn check_input(&self, x: &[f32], per_item: usize, what: &'static str) -> Result<usize, ModelError> {
-        if x.len() % per_item != 0 {
+        if !x.len().is_multiple_of(per_item) {
             return Err(ModelError::InputSize { what, per_item, found: x.len() });
         }
         Ok(x.len() / per_item)
@@ -313,11 +300,7 @@ pub fn sigmoid(x: f32) -> f32 {
 /// Binary cross-entropy of targets `x` in [0, 1] against `sigmoid(logits)`, summed, computed
 /// from logits as `max(l, 0) - l x + log(1 + exp(-|l|))` so it never takes log(0).
 pub fn bce_with_logits(logits: &[f32], x: &[f32]) -> f64 {
-    logits
-        .iter()
-        .zip(x)
-        .map(|(&l, &t)| bce_and_grad(l, t).0 as f64)
-        .sum()
+    logits.iter().zip(x).map(|(&l, &t)| bce_and_grad(l, t).0 as f64).sum()
 }
 
 /// `exp(x)` for `x <= 0`, branch-free so loops over it vectorise (libm's does not). Range
@@ -376,16 +359,7 @@ pub fn kl_standard_normal(mu: &[f32], logvar: &[f32]) -> f64 {
 /// `eps = normal(seed, index0 + i*k + j, d)`; the GPU sampler draws the very same numbers.
 /// `eps` and `z` hold `n * k * latent` values each.
 #[allow(clippy::too_many_arguments)]
-pub fn reparameterize_into(
-    mu: &[f32],
-    logvar: &[f32],
-    latent: usize,
-    k: usize,
-    seed: u32,
-    index0: u32,
-    eps: &mut [f32],
-    z: &mut [f32],
-) {
+pub fn reparameterize_into(mu: &[f32], logvar: &[f32], latent: usize, k: usize, seed: u32, index0: u32, eps: &mut [f32], z: &mut [f32]) {
     let n = mu.len() / latent;
     assert!(logvar.len() == n * latent && eps.len() == n * k * latent && z.len() == n * k * latent);
     for i in 0..n {

@@ -35,6 +35,7 @@ fn check(arch: Architecture, beta: f32) {
         let start: usize = arch.tensor_shapes()[..i].iter().map(|(_, s)| s.iter().product::<usize>()).sum();
         let len: usize = shape.iter().product();
         let (mut diff2, mut norm_a, mut norm_n) = (0.0f64, 0.0f64, 0.0f64);
+        #[allow(clippy::needless_range_loop)] // j indexes the parameters and the gradient alike
         for j in start..start + len {
             let orig = vae.params()[j];
             vae.params_mut()[j] = orig + h;

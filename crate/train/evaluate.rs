@@ -8,7 +8,7 @@ use crate::dataset::to_intensities;
 use crate::model::{bce_with_logits, reparameterize_into, Vae};
 
 /// Seeds of the evaluation noise: fixed, so a recorded figure can be reproduced.
-pub const ELBO_SEED: u32 = 0x00E1_B0;
+pub const ELBO_SEED: u32 = 0x0000_E1B0;
 pub const IW_SEED: u32 = 0x001_3A7;
 
 /// Means over a data set, in nats per example.
