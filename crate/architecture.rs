@@ -113,12 +113,7 @@ impl Architecture {
     /// The mean and log-variance heads, fed by the last encoder layer.
     pub fn head_layers(&self) -> [LayerSpec; 2] {
         let n_in = self.encoder_hidden.last().copied().unwrap_or(self.input);
-        let head = |name: &str| LayerSpec {
-            name: format!("encoder.{name}"),
-            n_in,
-            n_out: self.latent,
-            activation: Activation::Identity,
-        };
+        let head = |name: &str| LayerSpec { name: format!("encoder.{name}"), n_in, n_out: self.latent, activation: Activation::Identity };
         [head("mu"), head("logvar")]
     }
 
@@ -126,12 +121,7 @@ impl Architecture {
     pub fn decoder_layers(&self) -> Vec<LayerSpec> {
         let mut layers = chain("decoder", self.latent, &self.decoder_hidden, self.hidden_activation);
         let n_in = self.decoder_hidden.last().copied().unwrap_or(self.latent);
-        layers.push(LayerSpec {
-            name: "decoder.out".into(),
-            n_in,
-            n_out: self.input,
-            activation: self.output_activation,
-        });
+        layers.push(LayerSpec { name: "decoder.out".into(), n_in, n_out: self.input, activation: self.output_activation });
         layers
     }
 
@@ -149,12 +139,7 @@ impl Architecture {
 
     /// Parameter tensors as (name, shape), in the order of the flat parameter vector.
     pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        self.all_layers()
-            .into_iter()
-            .flat_map(|l| {
-                [(l.weight_name(), vec![l.n_out, l.n_in]), (l.bias_name(), vec![l.n_out])]
-            })
-            .collect()
+        self.all_layers().into_iter().flat_map(|l| [(l.weight_name(), vec![l.n_out, l.n_in]), (l.bias_name(), vec![l.n_out])]).collect()
     }
 
     /// Human-readable summary, e.g. `784-512-256-(2) / 2-256-512-784`.
@@ -193,10 +178,20 @@ mod tests {
         assert_eq!(
             names,
             [
-                "encoder.0.weight", "encoder.0.bias", "encoder.1.weight", "encoder.1.bias",
-                "encoder.mu.weight", "encoder.mu.bias", "encoder.logvar.weight",
-                "encoder.logvar.bias", "decoder.0.weight", "decoder.0.bias", "decoder.1.weight",
-                "decoder.1.bias", "decoder.out.weight", "decoder.out.bias",
+                "encoder.0.weight",
+                "encoder.0.bias",
+                "encoder.1.weight",
+                "encoder.1.bias",
+                "encoder.mu.weight",
+                "encoder.mu.bias",
+                "encoder.logvar.weight",
+                "encoder.logvar.bias",
+                "decoder.0.weight",
+                "decoder.0.bias",
+                "decoder.1.weight",
+                "decoder.1.bias",
+                "decoder.out.weight",
+                "decoder.out.bias",
             ]
         );
         // 784*512+512 + 512*256+256 + 2*(256*2+2) + 2*256+256 + 256*512+512 + 512*784+784

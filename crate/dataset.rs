@@ -19,8 +19,7 @@ use crate::fsutil::atomic_write;
 use crate::idx;
 
 /// The four files of a data set, as (train images, train labels, test images, test labels).
-pub const FILES: [&str; 4] =
-    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+pub const FILES: [&str; 4] = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
 /// sha256 of the uncompressed canonical files, in the order of [`FILES`].
 pub const MNIST_SHA256: [&str; 4] = [
@@ -38,8 +37,7 @@ pub const FASHION_MNIST_SHA256: [&str; 4] = [
 
 /// Mirrors of the canonical gzip files, tried in order (the ones torchvision uses).
 /// `MNIST_MIRROR=URL` replaces the list, e.g. for a local copy or a test server.
-pub const MNIST_MIRRORS: [&str; 2] =
-    ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"];
+pub const MNIST_MIRRORS: [&str; 2] = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"];
 
 /// The folder used when neither `--data` nor `$MNIST_DIR` is given.
 pub const DEFAULT_DIR: &str = "data/mnist";
@@ -165,8 +163,7 @@ fn missing_files(dir: &Path) -> Vec<&'static str> {
 fn read_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, DataError> {
     let mut raw = Vec::with_capacity(4);
     for name in FILES {
-        let path = find_file(dir, name)
-            .ok_or_else(|| DataError::NotFound(format!("{}: no {name} or {name}.gz", dir.display())))?;
+        let path = find_file(dir, name).ok_or_else(|| DataError::NotFound(format!("{}: no {name} or {name}.gz", dir.display())))?;
         let label = path.display().to_string();
         let bytes = fs::read(&path).map_err(|e| DataError::Io { path: label.clone(), reason: e.to_string() })?;
         raw.push((label.clone(), idx::maybe_gunzip(&label, bytes)?));
@@ -189,8 +186,7 @@ fn parse(dir: &Path, raw: Vec<(String, Vec<u8>)>) -> Result<Dataset, DataError> 
     let train_labels = idx::parse_labels(&raw[1].0, &raw[1].1)?;
     let test = idx::parse_images(&raw[2].0, &raw[2].1)?;
     let test_labels = idx::parse_labels(&raw[3].0, &raw[3].1)?;
-    for (images, img_file, labels, lab_file) in
-        [(&train, &raw[0].0, &train_labels, &raw[1].0), (&test, &raw[2].0, &test_labels, &raw[3].0)]
+    for (images, img_file, labels, lab_file) in [(&train, &raw[0].0, &train_labels, &raw[1].0), (&test, &raw[2].0, &test_labels, &raw[3].0)]
     {
         if images.count != labels.len() {
             return Err(DataError::CountMismatch {
@@ -268,8 +264,7 @@ pub fn download(dir: &Path, names: &[&str], mirrors: &[String]) -> Result<(), Da
             }) {
                 Ok(gz) => {
                     let path = dir.join(format!("{name}.gz"));
-                    atomic_write(&path, &gz)
-                        .map_err(|e| DataError::Io { path: path.display().to_string(), reason: e.to_string() })?;
+                    atomic_write(&path, &gz).map_err(|e| DataError::Io { path: path.display().to_string(), reason: e.to_string() })?;
                     done = true;
                     break;
                 }
@@ -293,9 +288,5 @@ pub fn download(dir: &Path, names: &[&str], mirrors: &[String]) -> Result<(), Da
 fn fetch(url: &str) -> Result<Vec<u8>, DataError> {
     let err = |reason: String| DataError::Download { url: url.into(), reason };
     let mut resp = ureq::get(url).call().map_err(|e| err(e.to_string()))?;
-    resp.body_mut()
-        .with_config()
-        .limit(128 << 20)
-        .read_to_vec()
-        .map_err(|e| err(e.to_string()))
+    resp.body_mut().with_config().limit(128 << 20).read_to_vec().map_err(|e| err(e.to_string()))
 }

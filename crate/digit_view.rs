@@ -87,7 +87,11 @@ impl DigitView {
                 wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() },
                 wgpu::BindGroupEntry {
                     binding: 1,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &batch.buffer, offset: base, size: wgpu::BufferSize::new(bytes) }),
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &batch.buffer,
+                        offset: base,
+                        size: wgpu::BufferSize::new(bytes),
+                    }),
                 },
             ],
         });

@@ -218,5 +218,4 @@ mod tests {
         assert_eq!(names(&dir), ["current.safetensors", "next.safetensors", "pipe", "run7.safetensors", "run8.safetensors", "to-pipe"]);
         fs::remove_dir_all(&dir).unwrap();
     }
-
 }

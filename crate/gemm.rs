@@ -33,9 +33,7 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], op_a: Op, b: &[f32], op_b: 
     };
     // SAFETY: the asserts above ensure every index the strides reach lies inside the slices.
     unsafe {
-        matrixmultiply::sgemm(
-            m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), n as isize, 1,
-        );
+        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), n as isize, 1);
     }
 }
 
@@ -52,7 +50,20 @@ pub fn gemm_at(m: usize, k: usize, n: usize, a: &[f32], (rsa, csa): (usize, usiz
     // SAFETY: the assert bounds the furthest element the strides reach in every operand.
     unsafe {
         matrixmultiply::sgemm(
-            m, k, n, 1.0, a.as_ptr(), rsa as isize, csa as isize, b.as_ptr(), n as isize, 1, beta, c.as_mut_ptr(), n as isize, 1,
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            n as isize,
+            1,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
         );
     }
 }
@@ -97,9 +108,20 @@ pub fn gemm_par(m: usize, k: usize, n: usize, a: &[f32], op_a: Op, b: &[f32], op
                 // bounds; A and B are only read.
                 unsafe {
                     matrixmultiply::sgemm(
-                        m, k, j1 - j0, 1.0, a_ptr.0, rsa, csa,
-                        b_ptr.0.offset(j0 as isize * csb), rsb, csb, beta,
-                        c_ptr.0.add(j0), n as isize, 1,
+                        m,
+                        k,
+                        j1 - j0,
+                        1.0,
+                        a_ptr.0,
+                        rsa,
+                        csa,
+                        b_ptr.0.offset(j0 as isize * csb),
+                        rsb,
+                        csb,
+                        beta,
+                        c_ptr.0.add(j0),
+                        n as isize,
+                        1,
                     );
                 }
             });

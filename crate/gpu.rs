@@ -247,10 +247,8 @@ impl GpuEngine {
 
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = |src: &str, entry: &str| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(entry),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            });
+            let module = device
+                .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(entry), source: wgpu::ShaderSource::Wgsl(src.into()) });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
                 layout: None,
@@ -308,12 +306,18 @@ impl GpuEngine {
         // padded output) stays within the largest binding and buffer the device allows.
         let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         if let Some(l) = encoder.iter().chain(&decoder).find(|l| l.wt.size() > max_binding) {
-            return Err(GpuError::Unsupported(format!("{} has {} bytes of weights; this device binds at most {max_binding}", l.name, l.wt.size())));
+            return Err(GpuError::Unsupported(format!(
+                "{} has {} bytes of weights; this device binds at most {max_binding}",
+                l.name,
+                l.wt.size()
+            )));
         }
         let widest = encoder.iter().chain(&decoder).map(|l| l.n_out4() * 4).chain([arch.input, arch.latent]).max().unwrap_or(4);
         let by_binding = (max_binding / (4 * widest as u64)) as usize;
         if by_binding == 0 {
-            return Err(GpuError::Unsupported(format!("one row of {widest} values exceeds this device's largest binding ({max_binding} bytes)")));
+            return Err(GpuError::Unsupported(format!(
+                "one row of {widest} values exceeds this device's largest binding ({max_binding} bytes)"
+            )));
         }
         let by_grid = limits.max_compute_workgroups_per_dimension as usize * ROWS_PER_INVOCATION;
         let mut max_rows = by_grid.min(by_binding);
@@ -443,7 +447,14 @@ impl GpuEngine {
 
     /// Records a chain of dense layers over the `rows` rows of `x` (row stride `in_stride`) into
     /// a pass; returns the new buffer the last layer writes (`rows` rows of its padded width).
-    fn record_chain(&self, pass: &mut wgpu::ComputePass<'_>, layers: &[GpuLayer], x: &wgpu::Buffer, in_stride: usize, rows: usize) -> wgpu::Buffer {
+    fn record_chain(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        layers: &[GpuLayer],
+        x: &wgpu::Buffer,
+        in_stride: usize,
+        rows: usize,
+    ) -> wgpu::Buffer {
         let layout = self.dense.get_bind_group_layout(0);
         let mut input = (x.clone(), in_stride);
         for (li, l) in layers.iter().enumerate() {
@@ -488,7 +499,13 @@ impl GpuEngine {
     /// Reads rows back from chunk buffers (each `(buffer, rows)`, rows of `stride` floats),
     /// keeping the first `width` values of each row: the one place where the vec4 padding of
     /// GPU rows is dropped. Also reads the timer when `timed`.
-    async fn read_rows(&self, parts: &[(wgpu::Buffer, usize)], stride: usize, width: usize, timed: bool) -> Result<(Vec<f32>, Option<f64>), GpuError> {
+    async fn read_rows(
+        &self,
+        parts: &[(wgpu::Buffer, usize)],
+        stride: usize,
+        width: usize,
+        timed: bool,
+    ) -> Result<(Vec<f32>, Option<f64>), GpuError> {
         let timer = self.timer.as_ref().filter(|_| timed);
         let staging = |bytes: u64| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -583,7 +600,14 @@ impl GpuEngine {
     /// Checks that `input` holds whole rows of `per_row` values, then runs a layer chain over it
     /// chunk by chunk (each chunk uploaded on its own): the output chunks `(buffer, rows)` and
     /// their row stride.
-    async fn run_input(&self, layers: &[GpuLayer], input: &[f32], per_row: usize, what: &'static str, timed: bool) -> Result<(Vec<(wgpu::Buffer, usize)>, usize), GpuError> {
+    async fn run_input(
+        &self,
+        layers: &[GpuLayer],
+        input: &[f32],
+        per_row: usize,
+        what: &'static str,
+        timed: bool,
+    ) -> Result<(Vec<(wgpu::Buffer, usize)>, usize), GpuError> {
         let rows = self.check(input, per_row, what)?;
         let stride = layers.last().map(|l| l.n_out4() * 4).unwrap_or(per_row);
         let parts = self
@@ -619,7 +643,9 @@ impl GpuEngine {
         }
         let bytes = (rows * stride * 4) as u64;
         if bytes > self.device.limits().max_buffer_size {
-            return Err(GpuError::Unsupported(format!("{rows} decoded rows ({bytes} bytes) exceed this device's largest buffer; decode them in smaller batches")));
+            return Err(GpuError::Unsupported(format!(
+                "{rows} decoded rows ({bytes} bytes) exceed this device's largest buffer; decode them in smaller batches"
+            )));
         }
         let buffer = self
             .guarded(|| {
@@ -642,10 +668,19 @@ impl GpuEngine {
     /// decoder's output buffer, on the target `target()` hands out (called just before the draw
     /// is recorded: a canvas's texture must be drawn in the task that acquires it). Resolves once
     /// the GPU has finished, so a caller that awaits each call never queues more than one frame.
-    pub async fn draw_digit(&self, z: &[f32], view: &DigitView, target: impl FnOnce() -> Result<DigitTarget, GpuError>) -> Result<(), GpuError> {
+    pub async fn draw_digit(
+        &self,
+        z: &[f32],
+        view: &DigitView,
+        target: impl FnOnce() -> Result<DigitTarget, GpuError>,
+    ) -> Result<(), GpuError> {
         let side = (self.arch.input as f64).sqrt() as usize;
         if z.len() != self.arch.latent || side * side != self.arch.input {
-            return Err(GpuError::Input(crate::error::ModelError::InputSize { what: "one latent point", per_item: self.arch.latent, found: z.len() }));
+            return Err(GpuError::Input(crate::error::ModelError::InputSize {
+                what: "one latent point",
+                per_item: self.arch.latent,
+                found: z.len(),
+            }));
         }
         let batch = self.decode_to_buffer(z).await?;
         self.guarded(|| {
@@ -708,7 +743,14 @@ impl GpuEngine {
     /// Records the sampler for samples `samples` (numbered `i * k + j` over the whole batch) of
     /// `k` per item; `stats` holds [mu | logvar] rows from item `samples.start / k` on. Returns
     /// the new buffer of `samples.len()` rows of `latent` values.
-    fn record_sampler(&self, pass: &mut wgpu::ComputePass<'_>, stats: &wgpu::Buffer, samples: std::ops::Range<usize>, k: usize, seed: u32) -> wgpu::Buffer {
+    fn record_sampler(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        stats: &wgpu::Buffer,
+        samples: std::ops::Range<usize>,
+        k: usize,
+        seed: u32,
+    ) -> wgpu::Buffer {
         let d = self.arch.latent;
         let total = samples.len() * d;
         let z = self.storage("z", total, wgpu::BufferUsages::COPY_SRC);
@@ -749,11 +791,20 @@ impl GpuEngine {
     /// Records the sampler chunk by chunk (`k` samples per row of (mu, logvar)), each chunk's
     /// samples into their own buffer and, with `decode`, decoded into another: per chunk
     /// (z, rows, pixels). The samples' stats are uploaded per chunk too.
-    async fn run_sampler(&self, mu: &[f32], logvar: &[f32], k: usize, seed: u32, decode: bool) -> Result<Vec<(wgpu::Buffer, usize, Option<wgpu::Buffer>)>, GpuError> {
+    async fn run_sampler(
+        &self,
+        mu: &[f32],
+        logvar: &[f32],
+        k: usize,
+        seed: u32,
+        decode: bool,
+    ) -> Result<Vec<(wgpu::Buffer, usize, Option<wgpu::Buffer>)>, GpuError> {
         let d = self.arch.latent;
         let n = self.check(mu, d, "means")?;
         if logvar.len() != mu.len() {
-            return Err(crate::error::ModelError::InputSize { what: "log-variances (one per mean)", per_item: d, found: logvar.len() }.into());
+            return Err(
+                crate::error::ModelError::InputSize { what: "log-variances (one per mean)", per_item: d, found: logvar.len() }.into()
+            );
         }
         let rows = n * k;
         if rows > u32::MAX as usize {

@@ -45,16 +45,12 @@ pub fn maybe_gunzip(file: &str, bytes: Vec<u8>) -> Result<Vec<u8>, DataError> {
     if out.len() < header_len {
         return Ok(out);
     }
-    let body = out[4..header_len]
-        .chunks_exact(4)
-        .try_fold(1u64, |acc, c| acc.checked_mul(u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64));
+    let body =
+        out[4..header_len].chunks_exact(4).try_fold(1u64, |acc, c| acc.checked_mul(u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64));
     let Some(limit) = body.and_then(|b| b.checked_add(header_len as u64)).filter(|&n| n <= MAX_FILE_BYTES) else {
         return Err(DataError::Malformed {
             file: file.into(),
-            reason: format!(
-                "the header describes more than {} GiB of data; this is not an MNIST-like data set",
-                MAX_FILE_BYTES >> 30
-            ),
+            reason: format!("the header describes more than {} GiB of data; this is not an MNIST-like data set", MAX_FILE_BYTES >> 30),
         });
     };
     // Read one byte past the promise, so that a longer stream is detected without inflating it.
@@ -86,13 +82,11 @@ fn header(file: &str, bytes: &[u8], magic: u32, what: &'static str) -> Result<Ve
     if bytes.len() < header_len {
         return Err(DataError::Truncated { file: file.into(), expected: header_len, found: bytes.len() });
     }
-    let dims: Vec<usize> = bytes[4..header_len]
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
-        .collect();
-    let body: usize = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
-        DataError::Malformed { file: file.into(), reason: format!("dimensions {dims:?} overflow") }
-    })?;
+    let dims: Vec<usize> = bytes[4..header_len].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
+    let body: usize = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| DataError::Malformed { file: file.into(), reason: format!("dimensions {dims:?} overflow") })?;
     let expected = header_len + body;
     if bytes.len() < expected {
         return Err(DataError::Truncated { file: file.into(), expected, found: bytes.len() });

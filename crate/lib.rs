@@ -6,9 +6,9 @@
 //! `cfg(not(target_arch = "wasm32"))`.
 
 pub mod architecture;
+pub mod digit_view;
 pub mod error;
 pub mod gemm;
-pub mod digit_view;
 pub mod gpu;
 pub mod idx;
 pub mod model;

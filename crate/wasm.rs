@@ -219,7 +219,8 @@ impl Explorer {
                 return Ok(JsValue::TRUE);
             }
             if !browser_has_webgpu() {
-                let detail = "navigator.gpu is undefined: this browser has no WebGPU, it is switched off, or the page is not a secure context";
+                let detail =
+                    "navigator.gpu is undefined: this browser has no WebGPU, it is switched off, or the page is not a secure context";
                 *inner.gpu_note.borrow_mut() = Some((FallbackCause::NoWebGpu, detail.into()));
                 return Ok(JsValue::FALSE);
             }

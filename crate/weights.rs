@@ -79,11 +79,7 @@ pub fn to_bytes(
     if let Some(e) = embedding {
         let latent = vae.arch().latent;
         if e.mu.len() != e.labels.len() * latent {
-            return Err(ModelError::Embedding(format!(
-                "{} means for {} labels at latent size {latent}",
-                e.mu.len(),
-                e.labels.len()
-            )));
+            return Err(ModelError::Embedding(format!("{} means for {} labels at latent size {latent}", e.mu.len(), e.labels.len())));
         }
         if let Some(index) = e.mu.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::NonFinite { name: EMBEDDING_MU.into(), index, value: e.mu[index] });
@@ -98,9 +94,7 @@ pub fn to_bytes(
     meta.insert("format".into(), "latent-explorer".into());
     let views = tensors
         .iter()
-        .map(|(name, shape, dt, bytes)| {
-            TensorView::new(*dt, shape.clone(), bytes).map(|v| (name.clone(), v))
-        })
+        .map(|(name, shape, dt, bytes)| TensorView::new(*dt, shape.clone(), bytes).map(|v| (name.clone(), v)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ModelError::Format(e.to_string()))?;
     safetensors::serialize(views, Some(meta)).map_err(|e| ModelError::Format(e.to_string()))
@@ -119,8 +113,7 @@ pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
 pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile, ModelError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| format_error(e, bytes.len()))?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format_error(e, bytes.len()))?;
-    let metadata: BTreeMap<String, String> =
-        header.metadata().clone().unwrap_or_default().into_iter().collect();
+    let metadata: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
 
     let arch = match metadata.get("architecture") {
         Some(json) => serde_json::from_str::<Architecture>(json).map_err(|e| ModelError::Metadata {
@@ -166,9 +159,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile, ModelError> {
 
 /// The number of parameters of `arch`, or `None` if it overflows `usize`.
 fn checked_n_params(arch: &Architecture) -> Option<usize> {
-    arch.all_layers()
-        .iter()
-        .try_fold(0usize, |acc, l| l.n_in.checked_mul(l.n_out)?.checked_add(l.n_out)?.checked_add(acc))
+    arch.all_layers().iter().try_fold(0usize, |acc, l| l.n_in.checked_mul(l.n_out)?.checked_add(l.n_out)?.checked_add(acc))
 }
 
 /// Reads one float tensor as f32, checking dtype, shape and (for parameters) finiteness.
@@ -180,14 +171,8 @@ pub fn read_tensor(st: &SafeTensors, name: &str, shape: &[usize], allow_non_fini
     let values: Vec<f32> = match t.dtype() {
         Dtype::F32 => t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
         Dtype::F16 => t.data().chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
-        Dtype::BF16 => t
-            .data()
-            .chunks_exact(2)
-            .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
-            .collect(),
-        other => {
-            return Err(ModelError::DType { name: name.into(), expected: "F32, F16 or BF16".into(), found: format!("{other:?}") })
-        }
+        Dtype::BF16 => t.data().chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect(),
+        other => return Err(ModelError::DType { name: name.into(), expected: "F32, F16 or BF16".into(), found: format!("{other:?}") }),
     };
     if !allow_non_finite {
         if let Some(index) = values.iter().position(|v| !v.is_finite()) {
@@ -200,11 +185,7 @@ pub fn read_tensor(st: &SafeTensors, name: &str, shape: &[usize], allow_non_fini
 fn read_embedding(st: &SafeTensors, latent: usize) -> Result<Embedding, ModelError> {
     let labels_view = st.tensor(EMBEDDING_LABEL).map_err(|_| ModelError::MissingTensor(EMBEDDING_LABEL.into()))?;
     if labels_view.dtype() != Dtype::U8 {
-        return Err(ModelError::DType {
-            name: EMBEDDING_LABEL.into(),
-            expected: "U8".into(),
-            found: format!("{:?}", labels_view.dtype()),
-        });
+        return Err(ModelError::DType { name: EMBEDDING_LABEL.into(), expected: "U8".into(), found: format!("{:?}", labels_view.dtype()) });
     }
     if labels_view.shape().len() != 1 {
         return Err(ModelError::Shape {

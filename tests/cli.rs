@@ -50,7 +50,22 @@ fn params(path: &Path) -> Vec<f32> {
 fn help_lists_the_options() {
     let (code, text) = run(train().arg("--help"));
     assert_eq!(code, 0);
-    for flag in ["--data", "--epochs", "--out", "--seed", "--batch-size", "--lr", "--hidden", "--latent", "--beta", "--limit", "--threads", "--resume", "--iw-samples", "--bench"] {
+    for flag in [
+        "--data",
+        "--epochs",
+        "--out",
+        "--seed",
+        "--batch-size",
+        "--lr",
+        "--hidden",
+        "--latent",
+        "--beta",
+        "--limit",
+        "--threads",
+        "--resume",
+        "--iw-samples",
+        "--bench",
+    ] {
         assert!(text.contains(flag), "--help does not mention {flag}");
     }
 }
@@ -102,7 +117,8 @@ fn without_data_it_downloads_into_data_mnist_and_trains() {
 fn ctrl_c_writes_a_checkpoint_and_resume_matches_an_uninterrupted_run() {
     let dir = common::temp_dir("cli-resume");
     let mnist = common::mnist_dir().display().to_string();
-    let common_args = ["--data", &mnist, "--limit", "6000", "--epochs", "8", "--threads", "2", "--iw-samples", "3", "--lr-schedule", "cosine"];
+    let common_args =
+        ["--data", &mnist, "--limit", "6000", "--epochs", "8", "--threads", "2", "--iw-samples", "3", "--lr-schedule", "cosine"];
 
     let (code, text) = run(train().args(common_args).args(["--out", "a.safetensors"]).current_dir(&dir));
     assert_eq!(code, 0, "{text}");
@@ -147,13 +163,12 @@ fn an_output_that_is_not_a_regular_file_is_refused_before_training() {
     assert!(Command::new("mkfifo").arg(dir.join("pipe")).status().unwrap().success());
     fs::create_dir(dir.join("folder")).unwrap();
     assert!(Command::new("mkfifo").arg(dir.join("log-pipe.train.jsonl")).status().unwrap().success());
-    for (out, culprit, kind) in [
-        ("pipe", "pipe", "a FIFO"),
-        ("folder", "folder", "a folder"),
-        ("log-pipe.safetensors", "log-pipe.train.jsonl", "a FIFO"),
-    ] {
+    for (out, culprit, kind) in
+        [("pipe", "pipe", "a FIFO"), ("folder", "folder", "a folder"), ("log-pipe.safetensors", "log-pipe.train.jsonl", "a FIFO")]
+    {
         // Refused at once: an hour's training must not come first.
-        let (code, text) = run_within(train().args(["--data", &mnist, "--epochs", "50", "--out", out]).current_dir(&dir), Duration::from_secs(30));
+        let (code, text) =
+            run_within(train().args(["--data", &mnist, "--epochs", "50", "--out", out]).current_dir(&dir), Duration::from_secs(30));
         assert_ne!(code, 0, "{out}: {text}");
         assert!(text.contains(culprit) && text.contains(kind) && text.contains("not a regular file"), "{out}: {text}");
         assert!(!text.contains("epoch "), "{out}: training started: {text}");
@@ -266,9 +281,8 @@ fn convert_rewrites_a_model_in_f16_and_remeasures_it() {
         .args(["--data", &mnist, "--epochs", "1", "--limit", "2000", "--hidden", "64", "--iw-samples", "3", "--out", "m.safetensors"])
         .current_dir(&dir));
     assert_eq!(code, 0, "{text}");
-    let (code, text) = run(train()
-        .args(["--data", &mnist, "--convert", "m.safetensors", "--dtype", "f16", "--out", "h.safetensors"])
-        .current_dir(&dir));
+    let (code, text) =
+        run(train().args(["--data", &mnist, "--convert", "m.safetensors", "--dtype", "f16", "--out", "h.safetensors"]).current_dir(&dir));
     assert_eq!(code, 0, "{text}");
     let full = fs::read(dir.join("m.safetensors")).unwrap();
     let half = fs::read(dir.join("h.safetensors")).unwrap();

@@ -5,9 +5,9 @@ mod common;
 
 use std::sync::OnceLock;
 
+use latent_explorer::digit_view::DigitView;
 use latent_explorer::gpu::{DigitTarget, EngineOptions, GpuBatch, GpuEngine};
 use latent_explorer::model::reparameterize;
-use latent_explorer::digit_view::DigitView;
 use latent_explorer::{rng, weights, Architecture, Vae};
 
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/www/models/mnist-2d.safetensors");
@@ -105,11 +105,19 @@ fn phi(x: f64) -> f64 {
     // erfc by Numerical Recipes' Chebyshev fit (fractional error < 1.2e-7).
     let z = x.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.26551223
-        + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
-        + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-        .exp();
-    if x >= 0.0 { 1.0 - 0.5 * r } else { 0.5 * r }
+    let r = t
+        * (-z * z - 1.26551223
+            + t * (1.00002368
+                + t * (0.37409196
+                    + t * (0.09678418
+                        + t * (-0.18628806
+                            + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+            .exp();
+    if x >= 0.0 {
+        1.0 - 0.5 * r
+    } else {
+        0.5 * r
+    }
 }
 
 fn correlation(a: &[f32], b: &[f32]) -> f64 {
@@ -175,11 +183,7 @@ fn same_seed_same_bits_other_seed_independent_stream() {
 #[test]
 fn gpu_and_cpu_generators_agree() {
     let eps = gpu_eps(31337);
-    let worst = eps
-        .iter()
-        .enumerate()
-        .map(|(t, &g)| (g - rng::normal(31337, (t / 2) as u32, (t % 2) as u32)).abs())
-        .fold(0.0, f32::max);
+    let worst = eps.iter().enumerate().map(|(t, &g)| (g - rng::normal(31337, (t / 2) as u32, (t % 2) as u32)).abs()).fold(0.0, f32::max);
     eprintln!("max |gpu - cpu| over 1e6 draws: {worst:.2e}");
     assert!(worst <= 1e-5, "GPU and CPU generators differ by {worst}");
 }
@@ -315,7 +319,9 @@ fn manifold_png_is_the_same_from_the_gpu_and_the_cpu() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_manifold")).args(["--model", SHIPPED]).args(args).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
-    for (name, extra) in [("grid", vec!["--grid", "20"]), ("linear", vec!["--grid", "7", "--range", "3"]), ("point", vec!["--z", "-0.5,1.25"])] {
+    for (name, extra) in
+        [("grid", vec!["--grid", "20"]), ("linear", vec!["--grid", "7", "--range", "3"]), ("point", vec!["--z", "-0.5,1.25"])]
+    {
         let (g, c) = (dir.join(format!("{name}-gpu.png")), dir.join(format!("{name}-cpu.png")));
         run(&[&extra[..], &["--backend", "gpu", "--out", g.to_str().unwrap()]].concat());
         run(&[&extra[..], &["--backend", "cpu", "--out", c.to_str().unwrap()]].concat());

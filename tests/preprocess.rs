@@ -76,10 +76,19 @@ fn regenerate_fixtures() {
         for y in 0..h {
             for x in 0..w {
                 let (fx, fy) = ((x as f32 - ox as f32) / scale - 0.5, (y as f32 - oy as f32) / scale - 0.5);
-                let at = |xx: i32, yy: i32| if (0..28).contains(&xx) && (0..28).contains(&yy) { digit[yy as usize * 28 + xx as usize] as f32 / 255.0 } else { 0.0 };
+                let at = |xx: i32, yy: i32| {
+                    if (0..28).contains(&xx) && (0..28).contains(&yy) {
+                        digit[yy as usize * 28 + xx as usize] as f32 / 255.0
+                    } else {
+                        0.0
+                    }
+                };
                 let (x0, y0) = (fx.floor() as i32, fy.floor() as i32);
                 let (tx, ty) = (fx - x0 as f32, fy - y0 as f32);
-                let ink = at(x0, y0) * (1.0 - tx) * (1.0 - ty) + at(x0 + 1, y0) * tx * (1.0 - ty) + at(x0, y0 + 1) * (1.0 - tx) * ty + at(x0 + 1, y0 + 1) * tx * ty;
+                let ink = at(x0, y0) * (1.0 - tx) * (1.0 - ty)
+                    + at(x0 + 1, y0) * tx * (1.0 - ty)
+                    + at(x0, y0 + 1) * (1.0 - tx) * ty
+                    + at(x0 + 1, y0 + 1) * tx * ty;
                 let paper = [245.0, 240.0, 225.0];
                 let pen = [20.0, 25.0, 60.0];
                 for c in 0..3 {

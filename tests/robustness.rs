@@ -225,17 +225,14 @@ fn the_fuzz_corpus_replays_without_a_panic() {
     let mut total = 0;
     for target in ["model_from_bytes", "checkpoint", "idx", "preprocess"] {
         let dir = corpus.join(target);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.unwrap().path())
-            .collect();
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
         files.sort();
         assert!(!files.is_empty(), "{} is empty", dir.display());
         let mut outcomes = BTreeMap::new();
         for f in &files {
             let bytes = std::fs::read(f).unwrap();
-            let outcome = std::panic::catch_unwind(|| run_target(target, &bytes))
-                .unwrap_or_else(|_| panic!("{} panics", f.display()));
+            let outcome = std::panic::catch_unwind(|| run_target(target, &bytes)).unwrap_or_else(|_| panic!("{} panics", f.display()));
             *outcomes.entry(outcome).or_insert(0) += 1;
         }
         eprintln!("corpus {target}: {} files, outcomes {outcomes:?}", files.len());
@@ -252,14 +249,35 @@ fn the_fuzz_corpus_replays_without_a_panic() {
 /// the whole file.
 #[derive(Clone, Debug)]
 enum Mutation {
-    FlipBit { header: bool, at: u32, bit: u8 },
-    SetByte { header: bool, at: u32, value: u8 },
-    Truncate { at: u32 },
-    Insert { header: bool, at: u32, bytes: Vec<u8> },
-    Delete { header: bool, at: u32, n: u8 },
+    FlipBit {
+        header: bool,
+        at: u32,
+        bit: u8,
+    },
+    SetByte {
+        header: bool,
+        at: u32,
+        value: u8,
+    },
+    Truncate {
+        at: u32,
+    },
+    Insert {
+        header: bool,
+        at: u32,
+        bytes: Vec<u8>,
+    },
+    Delete {
+        header: bool,
+        at: u32,
+        n: u8,
+    },
     /// Replaces the k-th decimal number in the header (a safetensors JSON header) or the k-th
     /// big-endian u32 field (an IDX header) by an interesting value.
-    Number { k: u8, value: u64 },
+    Number {
+        k: u8,
+        value: u64,
+    },
 }
 
 fn interesting() -> impl Strategy<Value = u64> {
@@ -478,7 +496,11 @@ fn pictures_of_any_size_preprocess_or_fail_specifically() {
             .map(|i| {
                 s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 // Grey levels: mostly valid f32 in [0, 1) (exponent byte < 0x3f), sometimes not.
-                if grey && i % 4 == 3 && s >> 63 == 0 { (s >> 58) as u8 & 0x3e } else { (s >> 56) as u8 }
+                if grey && i % 4 == 3 && s >> 63 == 0 {
+                    (s >> 58) as u8 & 0x3e
+                } else {
+                    (s >> 56) as u8
+                }
             })
             .collect();
         checks::preprocess_sized(if grey { 0x80 } else { 0 }, width, height, &body)
@@ -554,16 +576,10 @@ fn shipped_tiny() -> &'static [u8] {
 
 #[test]
 fn preprocess_sizes_that_overflow_or_do_not_match_are_specific_errors() {
-    assert_eq!(
-        preprocess::to_mnist(&[0.5; 4], usize::MAX, 2),
-        Err(PreprocessError::TooLarge { width: usize::MAX, height: 2 })
-    );
+    assert_eq!(preprocess::to_mnist(&[0.5; 4], usize::MAX, 2), Err(PreprocessError::TooLarge { width: usize::MAX, height: 2 }));
     assert!(matches!(preprocess::rgba_to_mnist(&[], usize::MAX, usize::MAX), Err(PreprocessError::TooLarge { .. })));
     assert!(matches!(preprocess::rgba_to_mnist(&[], 1 << 33, 1 << 31), Err(PreprocessError::TooLarge { .. })));
-    assert_eq!(
-        preprocess::to_mnist(&[0.5; 5], 2, 2),
-        Err(PreprocessError::BadGreyLength { width: 2, height: 2, found: 5 })
-    );
+    assert_eq!(preprocess::to_mnist(&[0.5; 5], 2, 2), Err(PreprocessError::BadGreyLength { width: 2, height: 2, found: 5 }));
     let err = preprocess::to_mnist(&[1.0, f32::NAN, 0.0, 1.0], 2, 2).unwrap_err();
     assert!(matches!(err, PreprocessError::BadGrey { index: 1, .. }), "{err:?}");
     assert!(err.to_string().contains("pixel 1"), "{err}");
@@ -598,4 +614,3 @@ fn a_checkpoint_that_cannot_be_resumed_is_refused_naming_the_field() {
     assert!(err.contains(&path.display().to_string()) && err.contains("not a training checkpoint"), "{err}");
     assert!(checkpoint::load(Path::new("/nonexistent/x.ckpt")).unwrap_err().to_string().contains("/nonexistent/x.ckpt"));
 }
-

@@ -12,6 +12,12 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 echo "== setup's decisions, with each tool hidden (dry runs)"
 node --test tests/setup.test.mjs
 
+echo "== format, lint (native and wasm32, tests included) and docs"
+cargo fmt --check
+cargo clippy --release --locked --all-targets -- -D warnings
+cargo clippy --release --locked --target wasm32-unknown-unknown --lib -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+
 echo "== cargo test"
 cargo test --release --locked
 

@@ -187,7 +187,18 @@ fn the_shipped_model_loads_and_its_recorded_figures_reproduce() {
     let bytes = std::fs::read(SHIPPED).expect("the shipped model is in the repo");
     let file = weights::from_bytes(&bytes).unwrap();
     assert_eq!(file.vae.arch(), &Architecture::default());
-    for key in ["architecture", "dataset", "epochs", "seed", "beta", "test_neg_elbo", "test_iw_bound", "iw_samples", "train_seconds", "crate_version"] {
+    for key in [
+        "architecture",
+        "dataset",
+        "epochs",
+        "seed",
+        "beta",
+        "test_neg_elbo",
+        "test_iw_bound",
+        "iw_samples",
+        "train_seconds",
+        "crate_version",
+    ] {
         assert!(file.metadata.contains_key(key), "metadata lacks {key}");
     }
     let dataset: serde_json::Value = serde_json::from_str(&file.metadata["dataset"]).unwrap();

@@ -131,9 +131,11 @@ pub fn grid_points(n: usize, latent: usize, range: Option<f32>) -> Vec<f32> {
 /// The coefficients are quoted as published.
 #[allow(clippy::excessive_precision)]
 pub fn inverse_normal_cdf(p: f64) -> f64 {
-    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
+    const A: [f64; 6] =
+        [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
     const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+    const C: [f64; 6] =
+        [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
     const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
     let low = 0.02425;
     if p < low {
@@ -182,7 +184,11 @@ fn bench(vae: &Vae, batches: &[usize]) -> Result<(), String> {
     let d = vae.arch().latent;
     let engine = pollster::block_on(GpuEngine::new(vae, EngineOptions::default()));
     match &engine {
-        Ok(e) => println!("GPU adapter: {}{}", e.adapter_name(), if e.has_timer() { "" } else { " (no timestamp queries: GPU time not measured)" }),
+        Ok(e) => println!(
+            "GPU adapter: {}{}",
+            e.adapter_name(),
+            if e.has_timer() { "" } else { " (no timestamp queries: GPU time not measured)" }
+        ),
         Err(e) => println!("GPU unavailable: {e}"),
     }
     println!("{:<5} {:>6} {:>12} {:>12} {:>14} {:>14}", "", "batch", "p50 ms", "p95 ms", "points/s", "GPU time ms");
@@ -217,7 +223,9 @@ fn bench(vae: &Vae, batches: &[usize]) -> Result<(), String> {
             report("gpu", batch, &mut times, (!gpu.is_empty()).then(|| percentile(&gpu, 0.5)));
         }
     }
-    println!("(latency is wall time per decode call including upload and readback; GPU time is the median of the compute pass's timestamps)");
+    println!(
+        "(latency is wall time per decode call including upload and readback; GPU time is the median of the compute pass's timestamps)"
+    );
     Ok(())
 }
 

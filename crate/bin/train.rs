@@ -167,7 +167,11 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
         return Err("--threads, --batch-size, --latent and every --hidden size must be at least 1".into());
     }
     if args.threads.is_some_and(|t| t > checkpoint::MAX_THREADS) || args.iw_samples > checkpoint::MAX_IW_SAMPLES {
-        return Err(format!("--threads may be at most {} and --iw-samples at most {}", checkpoint::MAX_THREADS, checkpoint::MAX_IW_SAMPLES));
+        return Err(format!(
+            "--threads may be at most {} and --iw-samples at most {}",
+            checkpoint::MAX_THREADS,
+            checkpoint::MAX_IW_SAMPLES
+        ));
     }
     if args.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) || !(args.beta >= 0.0 && args.beta.is_finite()) {
         return Err("--lr must be positive and --beta non-negative".into());
@@ -188,8 +192,8 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     if let Some(input) = &args.convert {
         let bytes = std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?;
         let data = load_data(&args, None)?;
-        let (converted, test, iw) = latent_explorer::train::evaluate::convert(&bytes, &data.test_images, dtype)
-            .map_err(|e| format!("{}: {e}", input.display()))?;
+        let (converted, test, iw) =
+            latent_explorer::train::evaluate::convert(&bytes, &data.test_images, dtype).map_err(|e| format!("{}: {e}", input.display()))?;
         latent_explorer::fsutil::atomic_write(&out, &converted).map_err(|e| format!("{}: {e}", out.display()))?;
         println!(
             "wrote {} ({} bytes, {}): test -ELBO {:.3} nats, log p(x) >= {iw:.3}",
@@ -279,7 +283,10 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     let ckpt = latent_explorer::train::trainer::sibling(&out, ".ckpt");
     let outcome = trainer.run(&out, &mut cli, &stop).map_err(|e| match e {
         ModelError::Diverged { suggested_lr, .. } if ckpt.is_file() => {
-            format!("{e}\ncontinue from the last good checkpoint with: cargo run --release --bin train -- --resume {} --lr {suggested_lr:.0e}", ckpt.display())
+            format!(
+                "{e}\ncontinue from the last good checkpoint with: cargo run --release --bin train -- --resume {} --lr {suggested_lr:.0e}",
+                ckpt.display()
+            )
         }
         e => e.to_string(),
     })?;
@@ -315,6 +322,9 @@ fn bench(trainer: &mut Trainer) -> Result<ExitCode, String> {
         rates.push(rate);
     }
     rates.sort_by(|a, b| a.total_cmp(b));
-    println!("train throughput: median {:.0} examples/s (min {:.0}, max {:.0}), batch {batch}, {} threads", rates[2], rates[0], rates[4], trainer.state.config.threads);
+    println!(
+        "train throughput: median {:.0} examples/s (min {:.0}, max {:.0}), batch {batch}, {} threads",
+        rates[2], rates[0], rates[4], trainer.state.config.threads
+    );
     Ok(ExitCode::SUCCESS)
 }

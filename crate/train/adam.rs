@@ -24,13 +24,7 @@ impl Adam {
         let c1 = 1.0 - (self.beta1 as f64).powi(self.t as i32);
         let c2 = 1.0 - (self.beta2 as f64).powi(self.t as i32);
         // The bias corrections fold into the step size and the denominator, as in PyTorch.
-        AdamStep {
-            b1: self.beta1,
-            b2: self.beta2,
-            eps: self.eps,
-            step: (self.lr as f64 / c1) as f32,
-            c2_sqrt: c2.sqrt() as f32,
-        }
+        AdamStep { b1: self.beta1, b2: self.beta2, eps: self.eps, step: (self.lr as f64 / c1) as f32, c2_sqrt: c2.sqrt() as f32 }
     }
 
     /// One update of `params` from `grad`; with `threads > 1` split over the current rayon

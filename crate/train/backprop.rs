@@ -15,8 +15,8 @@
 
 use std::ops::Range;
 
-use crate::gemm::{gemm, gemm_at, Op};
 use crate::architecture::Activation;
+use crate::gemm::{gemm, gemm_at, Op};
 use crate::model::{activate_backward, bce_and_grad, kl_standard_normal, reparameterize_into, ParamLayout, Vae};
 
 /// Activations and deltas of a whole batch, row-major, reused across steps.

@@ -78,9 +78,7 @@ pub fn save(path: &Path, st: &TrainState) -> Result<(), ModelError> {
 pub fn load(path: &Path) -> Result<TrainState, ModelError> {
     let bytes = std::fs::read(path).map_err(|e| ModelError::Io(format!("{}: {e}", path.display())))?;
     from_bytes(&bytes).map_err(|e| match e {
-        ModelError::Metadata { key, reason } => {
-            ModelError::Metadata { key, reason: format!("{}: {reason}", path.display()) }
-        }
+        ModelError::Metadata { key, reason } => ModelError::Metadata { key, reason: format!("{}: {reason}", path.display()) },
         other => other,
     })
 }
@@ -89,12 +87,11 @@ pub fn load(path: &Path) -> Result<TrainState, ModelError> {
 /// checks it), the loop state and Adam's moments, each checked against the architecture.
 pub fn from_bytes(bytes: &[u8]) -> Result<TrainState, ModelError> {
     let file = weights::from_bytes(bytes)?;
-    let json = file.metadata.get(STATE_KEY).ok_or_else(|| ModelError::Metadata {
-        key: STATE_KEY.into(),
-        reason: "this is a model file, not a training checkpoint".into(),
-    })?;
-    let ls: LoopState = serde_json::from_str(json)
-        .map_err(|e| ModelError::Metadata { key: STATE_KEY.into(), reason: e.to_string() })?;
+    let json = file
+        .metadata
+        .get(STATE_KEY)
+        .ok_or_else(|| ModelError::Metadata { key: STATE_KEY.into(), reason: "this is a model file, not a training checkpoint".into() })?;
+    let ls: LoopState = serde_json::from_str(json).map_err(|e| ModelError::Metadata { key: STATE_KEY.into(), reason: e.to_string() })?;
     if ls.config.arch != *file.vae.arch() {
         return Err(ModelError::Metadata { key: STATE_KEY.into(), reason: "architecture differs from the tensors'".into() });
     }
@@ -107,10 +104,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<TrainState, ModelError> {
         let v = weights::read_tensor(&st, &v_name, &shape, false)?;
         // Second moments are means of squares: a negative one would make the step NaN.
         if let Some(index) = v.iter().position(|&x| x < 0.0) {
-            return Err(ModelError::Metadata {
-                key: v_name,
-                reason: format!("second moment {} at element {index} is negative", v[index]),
-            });
+            return Err(ModelError::Metadata { key: v_name, reason: format!("second moment {} at element {index} is negative", v[index]) });
         }
         adam.v.extend(v);
     }

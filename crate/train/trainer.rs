@@ -214,7 +214,6 @@ impl<'a> Trainer<'a> {
         Ok(Trainer { state, data, pool, ws: Workspace::default(), batch_x: Vec::new() })
     }
 
-
     fn n_train(&self) -> usize {
         self.data.n_train()
     }
@@ -463,7 +462,12 @@ fn block_rows(n_in: usize, n_out: usize) -> usize {
 /// back to back in index order, each as its weight then its bias).
 fn row_blocks<'a>(lay: &ParamLayout, mut p: &'a mut [f32], mut m: &'a mut [f32], mut v: &'a mut [f32]) -> Vec<RowBlock<'a>> {
     /// Takes the next layer off `buf`: its (weight rows, bias entries) in blocks of `per` rows.
-    fn layer_blocks<'b>(buf: &mut &'b mut [f32], n_in: usize, n_out: usize, per: usize) -> impl Iterator<Item = (&'b mut [f32], &'b mut [f32])> {
+    fn layer_blocks<'b>(
+        buf: &mut &'b mut [f32],
+        n_in: usize,
+        n_out: usize,
+        per: usize,
+    ) -> impl Iterator<Item = (&'b mut [f32], &'b mut [f32])> {
         let (layer, rest) = std::mem::take(buf).split_at_mut(n_in * n_out + n_out);
         *buf = rest;
         let (w, b) = layer.split_at_mut(n_in * n_out);
@@ -473,7 +477,11 @@ fn row_blocks<'a>(lay: &ParamLayout, mut p: &'a mut [f32], mut m: &'a mut [f32],
     for (i, l) in lay.layers.iter().enumerate() {
         assert_eq!(lay.ranges(i).0.start + p.len(), lay.len, "layers are stored back to back");
         let per = block_rows(l.n_in, l.n_out);
-        let (pb, mb, vb) = (layer_blocks(&mut p, l.n_in, l.n_out, per), layer_blocks(&mut m, l.n_in, l.n_out, per), layer_blocks(&mut v, l.n_in, l.n_out, per));
+        let (pb, mb, vb) = (
+            layer_blocks(&mut p, l.n_in, l.n_out, per),
+            layer_blocks(&mut m, l.n_in, l.n_out, per),
+            layer_blocks(&mut v, l.n_in, l.n_out, per),
+        );
         for (((r0, p), m), v) in (0..l.n_out).step_by(per).zip(pb).zip(mb).zip(vb) {
             blocks.push(RowBlock { layer: i, rows: r0..(r0 + per).min(l.n_out), p, m, v });
         }
@@ -483,11 +491,8 @@ fn row_blocks<'a>(lay: &ParamLayout, mut p: &'a mut [f32], mut m: &'a mut [f32],
 
 fn append_line(path: &Path, line: &str) -> Result<(), ModelError> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| ModelError::Io(format!("{}: {e}", path.display())))?;
+    let mut f =
+        std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| ModelError::Io(format!("{}: {e}", path.display())))?;
     f.write_all(line.as_bytes()).map_err(|e| ModelError::Io(format!("{}: {e}", path.display())))
 }
 
@@ -544,7 +549,8 @@ mod tests {
             trainer.state.batch = b;
             assert!(trainer.step(&perm).2, "the step stays finite");
             let idx = &perm[b * 16..(b + 1) * 16];
-            let x: Vec<f32> = idx.iter().flat_map(|&i| data.train_images[i as usize * px..][..px].iter().map(|&v| v as f32 * (1.0 / 255.0))).collect();
+            let x: Vec<f32> =
+                idx.iter().flat_map(|&i| data.train_images[i as usize * px..][..px].iter().map(|&v| v as f32 * (1.0 / 255.0))).collect();
             let mut grad = vec![0.0; vae.params().len()];
             let eps_seed = rng::derive_seed(config.seed, 0x4000_0000);
             loss_and_grad(&vae, &x, 1.0, eps_seed, (b * 16) as u32, 1.0 / 16.0, &mut grad, &mut Workspace::default());
