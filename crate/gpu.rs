@@ -91,8 +91,6 @@ pub struct EngineOptions {
     /// Caps the rows per dispatch below the device's own limit (tests use it to exercise the
     /// splitting of large batches without huge inputs).
     pub max_rows_per_dispatch: Option<usize>,
-    /// Prefer a low-power adapter (integrated GPU) over a discrete one.
-    pub low_power: bool,
     /// Device limits to request instead of the adapter's own (none may exceed the adapter's).
     /// Tests lower `max_storage_buffer_binding_size` and `max_buffer_size` so that the device
     /// itself enforces the limits the batch splitting must respect.
@@ -124,8 +122,6 @@ struct DenseDims {
     in_stride: u32,
     out_stride4: u32,
     act: u32,
-    x_offset: u32,
-    y_offset4: u32,
 }
 
 #[repr(C)]
@@ -135,7 +131,6 @@ struct SampleParams {
     k: u32,
     latent: u32,
     seed: u32,
-    index0: u32,
     stats_stride: u32,
     logvar_offset: u32,
     row_width: u32,
@@ -202,7 +197,7 @@ impl GpuEngine {
         // Natively WGPU_BACKEND (vulkan, metal, dx12) may pick the backend.
         #[cfg(not(target_arch = "wasm32"))]
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let power = if options.low_power { wgpu::PowerPreference::LowPower } else { wgpu::PowerPreference::HighPerformance };
+        let power = wgpu::PowerPreference::HighPerformance;
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions { power_preference: power, ..Default::default() })
             .await
@@ -374,10 +369,6 @@ impl GpuEngine {
         &self.adapter
     }
 
-    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
-        &self.info
-    }
-
     pub fn device(&self) -> &wgpu::Device {
         &self.device
     }
@@ -469,8 +460,6 @@ impl GpuEngine {
                 in_stride: input.1 as u32,
                 out_stride4: l.n_out4() as u32,
                 act: l.act,
-                x_offset: 0,
-                y_offset4: 0,
             };
             let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("dims"),
@@ -762,7 +751,6 @@ impl GpuEngine {
             k: k as u32,
             latent: d as u32,
             seed,
-            index0: 0,
             stats_stride: 2 * d as u32,
             logvar_offset: d as u32,
             row_width: (gx * WORKGROUP) as u32,

@@ -4,6 +4,23 @@
 //! parsing ([`idx`]) and the random numbers ([`rng`]) are shared by the native trainer and the
 //! browser build. Native-only parts (file system, downloads, training) are behind
 //! `cfg(not(target_arch = "wasm32"))`.
+//!
+//! Load a model, decode a latent point, encode a picture, and draw samples around it:
+//!
+//! ```
+//! use latent_explorer::{model, weights};
+//!
+//! let bytes = std::fs::read("www/models/mnist-2d.safetensors")?;
+//! let file = weights::from_bytes(&bytes)?; // checks every tensor; errors name the bad one
+//! let vae = &file.vae;
+//! let pixels = vae.decode(&[0.5, -1.0])?; // one 2-D latent point -> 784 pixel means in [0, 1]
+//! assert_eq!(pixels.len(), 784);
+//! let (mu, logvar) = vae.encode(&pixels)?; // q(z|x) of that picture: mean and log-variance
+//! assert_eq!((mu.len(), logvar.len()), (2, 2));
+//! let z = model::reparameterize(&mu, &logvar, 2, 16, 7, 0); // 16 draws of z = mu + sigma * eps
+//! assert_eq!(vae.decode(&z)?.len(), 16 * 784);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod architecture;
 pub mod digit_view;

@@ -124,9 +124,6 @@ impl Vae {
     pub fn params_mut(&mut self) -> &mut [f32] {
         &mut self.params
     }
-    pub fn into_params(self) -> Vec<f32> {
-        self.params
-    }
 
     /// (spec, weight `[out, in]`, bias `[out]`) of layer `i`.
     pub fn layer(&self, i: usize) -> (&LayerSpec, &[f32], &[f32]) {

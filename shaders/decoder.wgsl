@@ -18,8 +18,6 @@ struct Dims {
     in_stride: u32,   // floats between consecutive x rows
     out_stride4: u32, // vec4s between consecutive y rows
     act: u32,         // 0 identity, 1 relu, 2 sigmoid
-    x_offset: u32,    // first float of x
-    y_offset4: u32,   // first vec4 of y
 }
 
 @group(0) @binding(0) var<uniform> dims: Dims;
@@ -47,10 +45,10 @@ fn dense(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     // Rows past the end re-read the last row (in bounds) and are not written.
     let last = dims.rows - 1u;
-    let x0 = dims.x_offset + r0 * dims.in_stride;
-    let x1 = dims.x_offset + min(r0 + 1u, last) * dims.in_stride;
-    let x2 = dims.x_offset + min(r0 + 2u, last) * dims.in_stride;
-    let x3 = dims.x_offset + min(r0 + 3u, last) * dims.in_stride;
+    let x0 = r0 * dims.in_stride;
+    let x1 = min(r0 + 1u, last) * dims.in_stride;
+    let x2 = min(r0 + 2u, last) * dims.in_stride;
+    let x3 = min(r0 + 3u, last) * dims.in_stride;
     let b = bias[o];
     var a0 = b;
     var a1 = b;
@@ -63,7 +61,7 @@ fn dense(@builtin(global_invocation_id) gid: vec3<u32>) {
         a2 = fma(vec4<f32>(x[x2 + k]), w, a2);
         a3 = fma(vec4<f32>(x[x3 + k]), w, a3);
     }
-    let y0 = dims.y_offset4 + r0 * dims.out_stride4 + o;
+    let y0 = r0 * dims.out_stride4 + o;
     y[y0] = activate(a0);
     if (r0 + 1u <= last) { y[y0 + dims.out_stride4] = activate(a1); }
     if (r0 + 2u <= last) { y[y0 + 2u * dims.out_stride4] = activate(a2); }

@@ -3,7 +3,7 @@
 // eps comes from a counter-based generator, a pure function of (seed, sample index, dimension):
 // the pcg3d hash (Jarzynski & Olano 2020) then Box-Muller. Same seed, same samples, in any
 // dispatch order; crate/rng.rs is the CPU twin, and the two must stay in step.
-// Sample j of item i has index `index0 + i * k + j`, as in `model::reparameterize`.
+// Sample j of item i has index `i * k + j`, as in `model::reparameterize` with index0 0.
 // Large batches run in chunks: a dispatch draws samples `sample0 ..` of the batch, and `stats`
 // holds their items' rows only, from item `sample0 / k` on, so no binding holds the whole batch.
 
@@ -12,7 +12,6 @@ struct Params {
     k: u32,          // samples per item
     latent: u32,     // dimensions
     seed: u32,
-    index0: u32,
     stats_stride: u32, // floats between consecutive items in `stats`
     logvar_offset: u32, // where logvar starts within an item's row (mu starts at 0)
     row_width: u32,  // invocations per dispatch row (for 2-D dispatches of large batches)
@@ -87,5 +86,5 @@ fn sample(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = s / p.k - p.sample0 / p.k; // its item's row in `stats`
     let mu = stats[i * p.stats_stride + d];
     let logvar = stats[i * p.stats_stride + p.logvar_offset + d];
-    z[t] = mu + exp(0.5 * logvar) * normal(p.seed, p.index0 + s, d);
+    z[t] = mu + exp(0.5 * logvar) * normal(p.seed, s, d);
 }
