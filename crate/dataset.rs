@@ -56,11 +56,13 @@ pub struct Dataset {
     pub train_labels: Vec<u8>,
     pub test_images: Vec<u8>,
     pub test_labels: Vec<u8>,
-    /// sha256 of the uncompressed training images file.
-    pub train_images_sha256: String,
 }
 
 impl Dataset {
+    /// sha256 of the uncompressed training images file (what a checkpoint is tied to).
+    pub fn train_images_sha256(&self) -> &str {
+        &self.files_sha256[0]
+    }
     pub fn pixels(&self) -> usize {
         self.rows * self.cols
     }
@@ -81,7 +83,7 @@ impl Dataset {
         serde_json::json!({
             "name": self.name,
             "folder": self.dir.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "train_images_sha256": self.train_images_sha256,
+            "train_images_sha256": self.train_images_sha256(),
             "sha256": sha,
             "train_examples": self.n_train(),
             "test_examples": self.n_test(),
@@ -214,7 +216,6 @@ fn parse(dir: &Path, raw: Vec<(String, Vec<u8>)>) -> Result<Dataset, DataError> 
     }
     Ok(Dataset {
         name,
-        train_images_sha256: sums[0].clone(),
         files_sha256: sums,
         dir: dir.to_path_buf(),
         rows: train.rows,

@@ -89,7 +89,7 @@ fn real_mnist_loads_with_the_known_statistics() {
     assert_eq!((d.name.as_str(), d.n_train(), d.n_test(), d.rows, d.cols), ("mnist", 60_000, 10_000, 28, 28));
     let mean = d.train_images.iter().map(|&p| p as f64).sum::<f64>() / d.train_images.len() as f64 / 255.0;
     assert!((mean - 0.130660476274).abs() < 1e-9, "pixel mean {mean}");
-    assert_eq!(d.train_images_sha256, MNIST_SHA256[0]);
+    assert_eq!(d.train_images_sha256(), MNIST_SHA256[0]);
 }
 
 /// Copies MNIST's four files into a fresh folder.

@@ -208,7 +208,7 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     let (state, data) = if let Some(ckpt) = &args.resume {
         let mut state = checkpoint::load(ckpt).map_err(|e| format!("{}: {e}", ckpt.display()))?;
         let data = load_data(&args, state.config.limit)?;
-        if data.train_images_sha256 != state.dataset_sha256 {
+        if data.train_images_sha256() != state.dataset_sha256 {
             return Err(format!(
                 "{} was trained on other data (training images sha256 {}), not {}",
                 ckpt.display(),

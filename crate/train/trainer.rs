@@ -200,7 +200,7 @@ impl<'a> Trainer<'a> {
             epoch_seconds: 0.0,
             train_seconds: 0.0,
             history: Vec::new(),
-            dataset_sha256: data.train_images_sha256.clone(),
+            dataset_sha256: data.train_images_sha256().to_string(),
         };
         Self::from_state(state, data)
     }
@@ -513,7 +513,6 @@ mod tests {
             train_labels: vec![0; n_train],
             test_images: Vec::new(),
             test_labels: Vec::new(),
-            train_images_sha256: String::new(),
             files_sha256: Default::default(),
         }
     }

@@ -27,13 +27,9 @@ fn data_dir() -> PathBuf {
 pub fn mnist() -> &'static Dataset {
     static DATA: OnceLock<Dataset> = OnceLock::new();
     DATA.get_or_init(|| {
+        // Integration tests run in the package root, so the trainer's own resolution applies.
         let dir = data_dir();
-        let d = if std::env::var_os("MNIST_DIR").is_some_and(|d| !d.is_empty()) {
-            dataset::load_dir(&dir)
-        } else {
-            dataset::load_managed(&dir)
-        };
-        let d = d.unwrap_or_else(|e| panic!("MNIST does not load from {}: {e}", dir.display()));
+        let d = dataset::load(None).unwrap_or_else(|e| panic!("MNIST does not load from {}: {e}", dir.display()));
         assert_eq!(d.name, "mnist", "{} must hold the canonical MNIST", dir.display());
         d
     })
