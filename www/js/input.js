@@ -1,13 +1,11 @@
 // The user's input: dragging the point (mouse, touch) and moving it with the arrow keys; the
 // drawing pad; and uploaded pictures. Drawings and uploads are preprocessed and encoded in Rust,
 // and the point moves to where the encoder puts them.
-import { preprocessRgba } from "../pkg/latent_explorer.js";
+import { preprocessRgba, maxUploadPixels } from "../pkg/latent_explorer.js";
 import { $, state, fmt } from "./state.js";
 import { showError } from "./status.js";
 import { fromClient } from "./plane.js";
 import { moveTo, sample } from "./point.js";
-
-const MAX_UPLOAD_PIXELS = 4096 * 4096; // as crate/preprocess.rs
 
 /** Dragging the point across the plane, and the arrow keys on the focused point. */
 export function setupPoint() {
@@ -111,8 +109,10 @@ export async function onUpload(file) {
       return;
     }
     const { naturalWidth: w, naturalHeight: h } = img;
-    if (w * h > MAX_UPLOAD_PIXELS) {
-      showError(`“${file.name}” is ${w} × ${h} pixels, too large: the limit is ${MAX_UPLOAD_PIXELS.toLocaleString("en")} pixels (4096 × 4096). Crop or shrink it.`);
+    const max = maxUploadPixels(), side = Math.sqrt(max);
+    if (w * h > max) {
+      const square = Number.isInteger(side) ? ` (${side} × ${side})` : "";
+      showError(`“${file.name}” is ${w} × ${h} pixels, too large: the limit is ${max.toLocaleString("en")} pixels${square}. Crop or shrink it.`);
       return;
     }
     // Shrink big pictures before handing them to the preprocessing: a digit needs few pixels.
