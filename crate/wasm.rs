@@ -409,3 +409,14 @@ impl Explorer {
 pub fn preprocess_rgba(rgba: Vec<u8>, width: usize, height: usize) -> Result<Vec<f32>, JsValue> {
     preprocess::rgba_to_mnist(&rgba, width, height).map_err(js_err)
 }
+
+// ---- Constants the page shares with the Rust side ----------------------------------------
+// Kept apart from the `Explorer`: values both sides need, exported so that www/ reads them from
+// here instead of repeating them.
+
+/// The largest picture `preprocessRgba` accepts, in pixels (width times height): the page
+/// refuses a bigger upload with its own message before drawing it onto a canvas.
+#[wasm_bindgen(js_name = maxUploadPixels)]
+pub fn max_upload_pixels() -> usize {
+    crate::preprocess::MAX_PIXELS
+}

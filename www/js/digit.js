@@ -1,0 +1,65 @@
+// The decoder's digit: painting decoded pixels onto a canvas (the digit and the samples), the
+// digit canvas the GPU may draw on itself, and the decode loop that keeps the digit in step
+// with the point, recording the input-to-pixels latency of each digit shown.
+import { $, state, record, fmt } from "./state.js";
+import { setStatus, showError } from "./status.js";
+
+/** Paints `side * side` intensities of `pixels` from `offset` on `canvas`, grey on black. */
+export function paintDigit(canvas, pixels, offset = 0) {
+  const n = state.side;
+  canvas.width = n; canvas.height = n;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(n, n);
+  for (let i = 0; i < n * n; i++) {
+    const v = Math.round(Math.max(0, Math.min(1, pixels[offset + i])) * 255);
+    img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = v;
+    img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+// A fresh digit canvas: one the GPU drew on has a WebGPU context and cannot be painted by 2D.
+export function freshDigitCanvas() {
+  const old = $("digit");
+  const c = old.cloneNode(false);
+  c.width = c.height = state.side;
+  old.replaceWith(c);
+  state.digitOnGpu = false;
+  return c;
+}
+
+// Decodes the latest requested z and shows it; requests that arrive meanwhile collapse into one.
+// On the GPU the decoder's output is drawn straight onto the canvas; on the CPU it is painted.
+export async function requestDecode(z, inputTime) {
+  state.pendingZ = z.slice();
+  state.pendingInput = inputTime ?? performance.now();
+  if (state.decoding) return;
+  state.decoding = true;
+  try {
+    while (state.pendingZ) {
+      const zz = state.pendingZ, input = state.pendingInput;
+      state.pendingZ = null;
+      const t0 = performance.now();
+      const pixels = await state.explorer.show(Float32Array.from(zz));
+      state.lastDecodeMs = performance.now() - t0;
+      if (pixels && state.digitOnGpu && state.explorer.drawsOnGpu()) {
+        // Decoded on the CPU just before the GPU took the canvas over: show it from the GPU.
+        state.pendingZ ??= zz;
+        continue;
+      }
+      if (pixels) {
+        const canvas = state.digitOnGpu ? freshDigitCanvas() : $("digit");
+        paintDigit(canvas, pixels);
+      }
+      $("digit").dataset.z = zz.map((v) => String(v)).join(",");
+      $("zval").textContent = fmt(zz);
+      setStatus();
+      record(state.work, performance.now() - input);
+      requestAnimationFrame(() => record(state.latencies, performance.now() - input));
+    }
+  } catch (e) {
+    showError(`Decoding failed: ${e.message ?? e}`);
+  } finally {
+    state.decoding = false;
+  }
+}
