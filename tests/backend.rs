@@ -182,3 +182,22 @@ fn real_timings_on_this_machine() {
     assert_eq!(on_gpu, !race.cpu_wins());
     assert_eq!(on_gpu, b.note().is_none());
 }
+
+#[test]
+fn manifold_auto_says_where_it_ran_and_why() {
+    let dir = common::temp_dir("manifold-auto");
+    let out = dir.join("auto.png");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_manifold"))
+        .args(["--model", SHIPPED, "--grid", "4", "--backend", "auto", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{stderr}");
+    assert!(out.exists());
+    let gpu = stdout.contains("gpu backend");
+    assert!(gpu || stdout.contains("cpu backend"), "{stdout}");
+    let said = if gpu { "faster here than the CPU" } else { "cpu-faster: the GPU adapter (" };
+    assert!(stderr.contains(said), "ran on the {}: {stderr}", if gpu { "GPU" } else { "CPU" });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
