@@ -1,6 +1,7 @@
 // The explorer page: draws the latent plane, keeps the decoded digit in step with the point,
 // samples around it, and encodes drawings and uploads. The model runs in Rust (wasm): on WebGPU
-// when the browser has it, else on the CPU reference. `?backend=webgpu|cpu` forces a backend.
+// when the browser has it and it is faster, else on the CPU reference. `?backend=webgpu|cpu`
+// forces a backend.
 import init, { Explorer, preprocessRgba } from "./pkg/latent_explorer.js";
 
 const $ = (id) => document.getElementById(id);
@@ -15,6 +16,7 @@ const CPU_REASONS = {
   "device-lost": "The GPU stopped responding (its device was lost), so the explorer now runs on the CPU; everything still works.",
   "requested-cpu": "You asked for the CPU with ?backend=cpu, so the explorer runs on the CPU; everything works just the same.",
   "gpu-failed": "The GPU ran into an error, so the explorer now runs on the CPU; everything still works.",
+  "cpu-faster": "Here the CPU draws digits faster than this browser's GPU adapter, so the explorer uses the CPU; add ?backend=webgpu to the address to use the GPU anyway.",
 };
 
 const state = {
