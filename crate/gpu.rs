@@ -59,10 +59,12 @@ pub enum FallbackCause {
     RequestedCpu,
     /// Any other GPU failure: a refused device, out of memory, a validation error, ...
     GpuFailed,
+    /// The GPU works, but the CPU decodes a point faster (a software adapter, say).
+    CpuFaster,
 }
 
 impl FallbackCause {
-    /// "no-webgpu", "no-adapter", "device-lost", "requested-cpu" or "gpu-failed".
+    /// "no-webgpu", "no-adapter", "device-lost", "requested-cpu", "gpu-failed" or "cpu-faster".
     pub fn code(self) -> &'static str {
         match self {
             FallbackCause::NoWebGpu => "no-webgpu",
@@ -70,6 +72,7 @@ impl FallbackCause {
             FallbackCause::DeviceLost => "device-lost",
             FallbackCause::RequestedCpu => "requested-cpu",
             FallbackCause::GpuFailed => "gpu-failed",
+            FallbackCause::CpuFaster => "cpu-faster",
         }
     }
 }

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod architecture;
+pub mod backend;
 pub mod digit_view;
 pub mod error;
 pub mod gemm;

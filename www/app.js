@@ -1,6 +1,7 @@
 // The explorer page: draws the latent plane, keeps the decoded digit in step with the point,
 // samples around it, and encodes drawings and uploads. The model runs in Rust (wasm): on WebGPU
-// when the browser has it, else on the CPU reference. `?backend=webgpu|cpu` forces a backend.
+// when the browser has it and it is faster, else on the CPU reference. `?backend=webgpu|cpu`
+// forces a backend.
 //
 // This entry point starts the wasm module, wires the controls and loads the shipped model; the
 // parts live in js/: state (shared), status (what the page says about itself), plane, digit,

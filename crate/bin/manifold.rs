@@ -2,7 +2,9 @@
 //!
 //! Renders the decoded latent grid (Kingma & Welling's figure 4), decodes one point with
 //! `--z x,y`, or benchmarks decoding with `--bench`. The GPU and CPU backends should give the
-//! same picture: this is also the parity check anyone can run.
+//! same picture: this is also the parity check anyone can run. Where it runs is the library's
+//! policy (`latent_explorer::backend`), the page's too: `--backend auto` keeps the GPU only if it
+//! decodes a point faster than the CPU.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +12,7 @@ use std::time::Instant;
 
 use clap::Parser;
 
+use latent_explorer::backend::{self, Backend, Preference};
 use latent_explorer::fsutil::atomic_write;
 use latent_explorer::gpu::{EngineOptions, GpuEngine};
 use latent_explorer::{rng, weights, Vae};
@@ -23,8 +26,9 @@ struct Args {
     /// Grid points per side.
     #[arg(long, default_value_t = 20)]
     grid: usize,
-    /// gpu (WGSL through wgpu) or cpu (the reference).
-    #[arg(long, default_value = "gpu", value_parser = ["gpu", "cpu"])]
+    /// gpu (WGSL through wgpu), cpu (the reference), or auto (the GPU if it decodes a point
+    /// faster than the CPU, timed at start).
+    #[arg(long, default_value = "gpu", value_parser = ["gpu", "cpu", "auto"])]
     backend: String,
     /// Output PNG.
     #[arg(long, default_value = "manifold.png")]
@@ -86,21 +90,34 @@ fn run(args: Args) -> Result<(), String> {
             (grid_points(args.grid, d, args.range), args.grid)
         }
     };
-    let pixels = decode(&vae, &z, &args.backend)?;
+    let points = z.len() / d;
+    let (pixels, ran_on) = decode(vae, &z, Preference::from_name(&args.backend))?;
     let png = tile_png(&pixels, cols, side)?;
     atomic_write(&args.out, &png).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    println!("wrote {} ({} points, {} backend)", args.out.display(), z.len() / d, args.backend);
+    println!("wrote {} ({points} points, {ran_on} backend)", args.out.display());
     Ok(())
 }
 
-fn decode(vae: &Vae, z: &[f32], backend: &str) -> Result<Vec<f32>, String> {
-    if backend == "cpu" {
-        return vae.decode(z).map_err(|e| e.to_string());
-    }
+/// Decodes `z` where the policy says: the pixels, and "gpu" or "cpu". A GPU asked for by name
+/// that cannot be had is an error; otherwise the CPU takes over and stderr says why.
+fn decode(vae: Vae, z: &[f32], preference: Preference) -> Result<(Vec<f32>, &'static str), String> {
+    let b = Backend::new(vae, preference, backend::system_clock());
     pollster::block_on(async {
-        let engine = GpuEngine::new(vae, EngineOptions::default()).await.map_err(|e| format!("{e}; try --backend cpu"))?;
-        eprintln!("GPU: {}", engine.adapter_name());
-        engine.decode(z).await.map_err(|e| e.to_string())
+        let started = b.start_gpu().await;
+        let why = || b.note().map(|(cause, detail)| format!("{}: {detail}", cause.code())).unwrap_or_default();
+        match (started, preference) {
+            (true, _) => eprintln!("{}", b.describe()),
+            (false, Preference::Gpu) => {
+                return Err(format!("{}; try --backend cpu", b.note().map(|(_, detail)| detail).unwrap_or_default()))
+            }
+            (false, Preference::Auto) => eprintln!("{} ({})", b.describe(), why()),
+            (false, Preference::Cpu) => {}
+        }
+        let pixels = b.decode(z).await.map_err(|e| e.to_string())?;
+        if started && !b.uses_gpu() {
+            eprintln!("the GPU failed, so the CPU decoded instead ({})", why());
+        }
+        Ok((pixels, if b.uses_gpu() { "gpu" } else { "cpu" }))
     })
 }
 

@@ -1,6 +1,8 @@
 // The explorer page in a real browser: Debian's Chromium driven by playwright-core, with
 // WebGPU (SwiftShader, see chromium.mjs) and without it (the CPU fallback, for each reason the
-// page may have to fall back, with the sentence it shows for it).
+// page may have to fall back, with the sentence it shows for it). SwiftShader is a software
+// adapter that decodes a digit more slowly than the CPU path, so left to choose the page keeps the
+// CPU ("cpu-faster"); the tests of the GPU path ask for it with ?backend=webgpu.
 // Run by `npm test` after `npm run build`; needs /usr/bin/chromium (tests/setup.sh installs it).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -188,13 +190,14 @@ async function checkManifold(page) {
   assert.ok(worst < 1e-4, `manifold cells differ from the independent decode by ${worst}`);
 }
 
-// The notice's sentence for each reason the page runs on the CPU (CPU_REASONS in www/app.js).
+// The notice's sentence for each reason the page runs on the CPU (CPU_REASONS in www/js/status.js).
 const REASONS = {
   "no-webgpu": /^This browser has no WebGPU, so the explorer runs on the CPU instead; everything still works\.$/,
   "no-adapter": /^This browser has WebGPU but offered no GPU to use, so the explorer runs on the CPU instead; everything still works\.$/,
   "device-lost": /^The GPU stopped responding \(its device was lost\), so the explorer now runs on the CPU; everything still works\.$/,
   "requested-cpu": /^You asked for the CPU with \?backend=cpu, so the explorer runs on the CPU; everything works just the same\.$/,
   "gpu-failed": /^The GPU ran into an error, so the explorer now runs on the CPU; everything still works\.$/,
+  "cpu-faster": /^Here the CPU draws digits faster than this browser's GPU adapter, so the explorer uses the CPU; add \?backend=webgpu to the address to use the GPU anyway\.$/,
 };
 
 /** Where the page says it runs. With a `cause` (a key of REASONS): the notice shows that
@@ -252,7 +255,7 @@ for (const webgpu of [true, false]) {
   const name = webgpu ? "with WebGPU" : "WebGPU with no adapter (CPU fallback)";
 
   test(`${name}: backend, dragging, upload and drawing`, { timeout: 300000 }, async () => {
-    const { browser, page, errors } = await open({ webgpu });
+    const { browser, page, errors } = await open({ webgpu, query: webgpu ? "?backend=webgpu" : "" });
     try {
       const backend = await page.locator('[data-testid="backend"]').innerText();
       if (webgpu) {
@@ -277,7 +280,7 @@ for (const webgpu of [true, false]) {
 }
 
 test("a lost GPU device is replaced, or the page falls back to the CPU, without a reload", { timeout: 300000 }, async () => {
-  const { browser, page, errors } = await open({ webgpu: true });
+  const { browser, page, errors } = await open({ webgpu: true, query: "?backend=webgpu" });
   try {
     await checkWhereItRuns(page, null);
     // The device goes away (as in a driver reset); the next drag gets a new device.
@@ -311,7 +314,7 @@ test("a model trained with `train` loads through the file picker and drives the 
   // tests/run.sh trains it (784-64-32-(2), 2 epochs on 2048 images) before these tests.
   const small = process.env.SMALL_MODEL ?? new URL("../../target/browser-test/small.safetensors", import.meta.url).pathname;
   assert.ok(existsSync(small), `${small} is missing: run the browser tests through tests/run.sh (npm test), which trains it`);
-  const { browser, page, errors } = await open({ webgpu: true });
+  const { browser, page, errors } = await open({ webgpu: true, query: "?backend=webgpu" });
   try {
     await page.locator('[data-testid="model-file"]').setInputFiles(small);
     await page.waitForFunction(() => JSON.parse(window.explorer.state.explorer.metadata().architecture).encoder_hidden.join() === "64,32");
@@ -322,6 +325,25 @@ test("a model trained with `train` loads through the file picker and drives the 
     assert.equal(await page.evaluate(() => window.explorer.state.explorer.embeddingLabels().length), 10000);
     await drag(page, [0.35, 0.35], [0.65, 0.6]);
     await assertDigitMatchesReference(page); // decodeCpu is the loaded model's CPU reference
+    assert.deepEqual(errors, [], `console errors: ${errors.join("\n")}`);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("left to choose, the page keeps the CPU, which draws a digit faster than SwiftShader, and says why", { timeout: 300000 }, async () => {
+  const { browser, page, errors } = await open({ webgpu: true });
+  try {
+    const times = await page.evaluate(() => window.explorer.state.explorer.decodeTimes());
+    assert.ok(times && times.cpuMs < times.gpuMs, `decode times ${JSON.stringify(times)}`);
+    console.log(`single-point decode under SwiftShader: GPU ${times.gpuMs.toFixed(1)} ms, CPU ${times.cpuMs.toFixed(1)} ms`);
+    const backend = await page.locator('[data-testid="backend"]').innerText();
+    assert.match(backend, /^backend: CPU, faster here than the GPU \(\d+\.\d ms a digit, the GPU \d+\.\d ms\)/, backend);
+    assert.doesNotMatch(backend, /drawn on the GPU/, backend);
+    const detail = await checkWhereItRuns(page, "cpu-faster");
+    assert.match(detail, /^cpu-faster: the GPU adapter \(.*WebGPU.*\) decoded a digit in \d+\.\d ms, the CPU in \d+\.\d ms$/, detail);
+    await checkDragging(page);
+    await checkWhereItRuns(page, "cpu-faster");
     assert.deepEqual(errors, [], `console errors: ${errors.join("\n")}`);
   } finally {
     await browser.close();

@@ -10,7 +10,7 @@ const CPU_REASONS = {
   "device-lost": "The GPU stopped responding (its device was lost), so the explorer now runs on the CPU; everything still works.",
   "requested-cpu": "You asked for the CPU with ?backend=cpu, so the explorer runs on the CPU; everything works just the same.",
   "gpu-failed": "The GPU ran into an error, so the explorer now runs on the CPU; everything still works.",
-  "cpu-faster": "The CPU draws digits faster than this browser's GPU adapter (a software one), so the explorer uses the CPU; open the page with ?backend=webgpu to use the GPU anyway.",
+  "cpu-faster": "Here the CPU draws digits faster than this browser's GPU adapter, so the explorer uses the CPU; add ?backend=webgpu to the address to use the GPU anyway.",
 };
 
 /** Shows `message` in the error line; an empty message hides it. */
