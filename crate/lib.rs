@@ -23,7 +23,6 @@
 //! ```
 
 pub mod architecture;
-pub mod digit_view;
 pub mod error;
 pub mod gemm;
 pub mod gpu;

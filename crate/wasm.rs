@@ -15,8 +15,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::digit_view::DigitView;
-use crate::gpu::{DigitTarget, EngineOptions, FallbackCause, GpuEngine, GpuError};
+use crate::gpu::{DigitTarget, DigitView, EngineOptions, FallbackCause, GpuEngine, GpuError};
 use crate::model::{reparameterize, Vae};
 use crate::preprocess;
 use crate::weights::{self, Embedding};

@@ -5,8 +5,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use latent_explorer::digit_view::DigitView;
-use latent_explorer::gpu::{DigitTarget, EngineOptions, GpuBatch, GpuEngine};
+use latent_explorer::gpu::{DigitTarget, DigitView, EngineOptions, GpuBatch, GpuEngine};
 use latent_explorer::model::reparameterize;
 use latent_explorer::{rng, weights, Architecture, Vae};
 
