@@ -46,6 +46,18 @@ fn latent_points_in(d: usize, n: usize, seed: u32) -> Vec<f32> {
 }
 
 #[test]
+fn the_pipelines_build_with_the_constants_rust_gives_the_shaders() {
+    // dense.wgsl and sampler.wgsl declare their overrides (rows per invocation, workgroup size,
+    // activation codes) without defaults: a value the engine does not give, or one a shader does
+    // not declare, fails building the pipelines, and so the engine.
+    for (name, vae) in [("shipped", vae()), ("odd widths", odd_vae())] {
+        if let Err(e) = pollster::block_on(GpuEngine::new(vae, EngineOptions::default())) {
+            panic!("{name} model: {e}");
+        }
+    }
+}
+
+#[test]
 fn decoder_matches_the_cpu_reference_for_batches_1_7_and_1024() {
     for batch in [1, 7, 1024] {
         let z = latent_points(batch, batch as u32);

@@ -9,10 +9,10 @@ use super::device::{Gpu, WORKGROUP};
 
 const DENSE_WGSL: &str = include_str!("../../shaders/dense.wgsl");
 
-/// Batch rows per invocation in `dense.wgsl` (its `ROWS`).
+/// Batch rows per invocation: the shader's `ROWS` (its body keeps one accumulator per row).
 pub(super) const ROWS: usize = 4;
 
-/// An activation's code in [`DenseDims::act`], as `dense.wgsl` switches on it.
+/// An activation's code in [`DenseDims::act`]: the shader compares it with its `ACT_*`.
 const fn act_code(a: Activation) -> u32 {
     match a {
         Activation::Identity => 0,
@@ -20,6 +20,16 @@ const fn act_code(a: Activation) -> u32 {
         Activation::Sigmoid => 2,
     }
 }
+
+/// The values of `dense.wgsl`'s pipeline-overridable constants. The shader gives them no
+/// defaults, so the pipeline fails to build unless every one it uses is here (identity is any
+/// code other than relu's and sigmoid's, so the shader needs no constant for it).
+pub(super) const CONSTANTS: [(&str, f64); 4] = [
+    ("ROWS", ROWS as f64),
+    ("WORKGROUP", WORKGROUP as f64),
+    ("ACT_RELU", act_code(Activation::Relu) as f64),
+    ("ACT_SIGMOID", act_code(Activation::Sigmoid) as f64),
+];
 
 /// A layer's weights as the kernel reads them, before upload.
 #[derive(Debug, PartialEq)]
@@ -124,7 +134,7 @@ pub(super) struct Dense {
 impl Dense {
     /// Builds the pipeline (inside the caller's error scope: a failure shows there).
     pub(super) fn new(gpu: &Gpu) -> Self {
-        Dense { pipeline: gpu.compute_pipeline(DENSE_WGSL, "dense") }
+        Dense { pipeline: gpu.compute_pipeline(DENSE_WGSL, "dense", &CONSTANTS) }
     }
 
     /// Records a chain of dense layers over the `rows` rows of `x` (row stride `in_stride`) into
@@ -228,6 +238,11 @@ mod tests {
         }
         let (_, lv_w, _) = vae.layer(lay.logvar);
         assert_eq!(encoder[2].wt[3 + 2], lv_w[2 * 7]); // logvar output 2, input 0: after mu's 3
+    }
+
+    #[test]
+    fn the_shader_declares_the_constants_rust_gives_it() {
+        crate::gpu::device::assert_overrides_match(DENSE_WGSL, &CONSTANTS);
     }
 
     #[test]

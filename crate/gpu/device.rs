@@ -10,7 +10,7 @@ use wgpu::util::DeviceExt;
 
 use super::error::GpuError;
 
-/// Invocations per workgroup of every compute shader (their `@workgroup_size`).
+/// Invocations per workgroup of every compute shader: their `WORKGROUP` override.
 pub(super) const WORKGROUP: u32 = 64;
 
 /// Finds an adapter (natively WGPU_BACKEND, e.g. vulkan, metal or dx12, may pick the backend).
@@ -98,8 +98,10 @@ impl Gpu {
         }
     }
 
-    /// A compute pipeline for `entry` of the WGSL `src`.
-    pub(super) fn compute_pipeline(&self, src: &str, entry: &str) -> wgpu::ComputePipeline {
+    /// A compute pipeline for `entry` of the WGSL `src`, its pipeline-overridable constants set
+    /// from `constants`. A shader declares its overrides without defaults, so a constant missing
+    /// here (or one the shader does not declare) fails the pipeline: Rust is their one source.
+    pub(super) fn compute_pipeline(&self, src: &str, entry: &str, constants: &[(&str, f64)]) -> wgpu::ComputePipeline {
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(entry), source: wgpu::ShaderSource::Wgsl(src.into()) });
@@ -108,7 +110,7 @@ impl Gpu {
             layout: None,
             module: &module,
             entry_point: Some(entry),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
             cache: None,
         })
     }
@@ -301,6 +303,26 @@ pub(super) fn chunks(rows: usize, max_rows: usize) -> impl Iterator<Item = Range
     (0..rows).step_by(max_rows.max(1)).map(move |s| s..rows.min(s + max_rows))
 }
 
+/// Asserts that the WGSL `src` declares exactly the pipeline-overridable constants `constants`
+/// names, none with a default (so that a value Rust stops giving fails the pipeline): a check of
+/// the text, with no device; `tests/gpu.rs` builds the pipelines on one.
+#[cfg(test)]
+pub(super) fn assert_overrides_match(src: &str, constants: &[(&str, f64)]) {
+    let mut declared: Vec<&str> = src
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("override "))
+        .map(|rest| {
+            let decl = rest.split("//").next().unwrap_or_default();
+            assert!(!decl.contains('='), "an override with a default: {rest}");
+            decl.split(':').next().unwrap_or_default().trim()
+        })
+        .collect();
+    let mut given: Vec<&str> = constants.iter().map(|(name, _)| *name).collect();
+    declared.sort_unstable();
+    given.sort_unstable();
+    assert_eq!(declared, given, "the shader's overrides and the constants Rust gives them");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,14 +334,12 @@ mod tests {
         assert_eq!((c[0].clone(), c[10].clone()), (0..100, 1000..1030));
         assert!(c.windows(2).all(|w| w[0].end == w[1].start));
         assert_eq!(chunks(0, 100).count(), 0);
-        assert_eq!(chunks(3, 100).collect::<Vec<_>>(), [0..3]);
+        assert_eq!(chunks(3, 100).map(|c| (c.start, c.end)).collect::<Vec<_>>(), [(0, 3)]);
     }
 
     #[test]
     fn chunk_rows_respect_the_binding_the_grid_and_the_cap() {
-        let mut limits = wgpu::Limits::default();
-        limits.max_storage_buffer_binding_size = 2048;
-        limits.max_buffer_size = 4096;
+        let mut limits = wgpu::Limits { max_storage_buffer_binding_size: 2048, max_buffer_size: 4096, ..Default::default() };
         // 2 KiB bindings of 28-float rows: 18 rows.
         assert_eq!(rows_per_chunk(&limits, 28, 4, None).unwrap(), 18);
         assert_eq!(rows_per_chunk(&limits, 28, 4, Some(5)).unwrap(), 5);

@@ -8,6 +8,9 @@ use super::device::{Gpu, WORKGROUP};
 
 const SAMPLER_WGSL: &str = include_str!("../../shaders/sampler.wgsl");
 
+/// The values of `sampler.wgsl`'s pipeline-overridable constants (it gives them no defaults).
+pub(super) const CONSTANTS: [(&str, f64); 1] = [("WORKGROUP", WORKGROUP as f64)];
+
 /// The shader's `Params` uniform.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -42,7 +45,7 @@ pub(super) struct Sampler {
 impl Sampler {
     /// Builds the pipeline (inside the caller's error scope: a failure shows there).
     pub(super) fn new(gpu: &Gpu, latent: usize) -> Self {
-        Sampler { pipeline: gpu.compute_pipeline(SAMPLER_WGSL, "sample"), latent }
+        Sampler { pipeline: gpu.compute_pipeline(SAMPLER_WGSL, "sample", &CONSTANTS), latent }
     }
 
     /// Records the sampler for samples `samples` (numbered `i * k + j` over the whole batch) of
@@ -100,5 +103,10 @@ mod tests {
         let (mu, logvar) = ([1.0, 2.0, 3.0, 4.0], [-1.0, -2.0, -3.0, -4.0]);
         assert_eq!(stats_rows(&mu, &logvar, 2), [1.0, 2.0, -1.0, -2.0, 3.0, 4.0, -3.0, -4.0]);
         assert!(stats_rows(&[], &[], 2).is_empty());
+    }
+
+    #[test]
+    fn the_shader_declares_the_constants_rust_gives_it() {
+        crate::gpu::device::assert_overrides_match(SAMPLER_WGSL, &CONSTANTS);
     }
 }
