@@ -24,7 +24,6 @@
 
 pub mod architecture;
 pub mod backend;
-pub mod digit_view;
 pub mod error;
 pub mod gemm;
 pub mod gpu;

@@ -15,8 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::backend::{Backend, Preference};
-use crate::digit_view::DigitView;
-use crate::gpu::{DigitTarget, FallbackCause, GpuEngine, GpuError};
+use crate::gpu::{DigitTarget, DigitView, FallbackCause, GpuEngine, GpuError};
 use crate::preprocess;
 use crate::weights::{self, Embedding};
 

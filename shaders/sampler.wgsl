@@ -75,7 +75,11 @@ fn normal(seed: u32, index: u32, dim: u32) -> f32 {
     return -r * cos_turn(h.y >> 30u, f32((h.y >> 8u) & 0x3fffffu) * (1.0 / 4194304.0));
 }
 
-@compute @workgroup_size(64)
+// Invocations per workgroup, set from Rust when the pipeline is built (crate/gpu/sampler.rs); no
+// default, so the dispatch sizes and the shader cannot drift apart.
+override WORKGROUP: u32;
+
+@compute @workgroup_size(WORKGROUP)
 fn sample(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = gid.y * p.row_width + gid.x;
     if (t >= p.samples * p.latent) {

@@ -5,8 +5,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use latent_explorer::digit_view::DigitView;
-use latent_explorer::gpu::{DigitTarget, EngineOptions, GpuBatch, GpuEngine};
+use latent_explorer::gpu::{DigitTarget, DigitView, EngineOptions, GpuBatch, GpuEngine};
 use latent_explorer::model::reparameterize;
 use latent_explorer::{rng, weights, Architecture, Vae};
 
@@ -44,6 +43,18 @@ fn latent_points(n: usize, seed: u32) -> Vec<f32> {
 
 fn latent_points_in(d: usize, n: usize, seed: u32) -> Vec<f32> {
     (0..n * d).map(|i| 1.5 * rng::normal(seed, (i / d) as u32, (i % d) as u32)).collect()
+}
+
+#[test]
+fn the_pipelines_build_with_the_constants_rust_gives_the_shaders() {
+    // dense.wgsl and sampler.wgsl declare their overrides (rows per invocation, workgroup size,
+    // activation codes) without defaults: a value the engine does not give, or one a shader does
+    // not declare, fails building the pipelines, and so the engine.
+    for (name, vae) in [("shipped", vae()), ("odd widths", odd_vae())] {
+        if let Err(e) = pollster::block_on(GpuEngine::new(vae, EngineOptions::default())) {
+            panic!("{name} model: {e}");
+        }
+    }
 }
 
 #[test]

@@ -1,12 +1,31 @@
 //! Draws a decoded digit from the GPU buffer the decoder wrote, with a render pass, so the
 //! page's hot path (drag, decode, show) never copies pixels back to the CPU. Shared by the
-//! browser (a canvas surface) and the native tests (an offscreen texture).
+//! browser (a canvas surface) and the native tests (an offscreen texture). It owns the types it
+//! draws from and into ([`GpuBatch`], [`DigitTarget`]), so it depends on nothing else of the
+//! engine.
 
 use wgpu::util::DeviceExt;
 
-use crate::gpu::GpuBatch;
+const DIGIT_WGSL: &str = include_str!("../../shaders/digit.wgsl");
 
-const DIGIT_WGSL: &str = include_str!("../shaders/digit.wgsl");
+/// Decoded pixels left on the GPU, for a render pass to draw without a readback.
+pub struct GpuBatch {
+    /// `rows` rows of `stride` f32 values, row-major (usage STORAGE | COPY_SRC).
+    pub buffer: wgpu::Buffer,
+    pub rows: usize,
+    /// Values per row: the model's output size.
+    pub width: usize,
+    /// Floats from one row to the next: `width` padded to whole vec4s (the padding is not data).
+    pub stride: usize,
+}
+
+/// Where [`GpuEngine::draw_digit`](super::GpuEngine::draw_digit) draws: a texture view of `size`
+/// pixels, and the surface frame it belongs to, if any (presented after the draw).
+pub struct DigitTarget {
+    pub view: wgpu::TextureView,
+    pub size: (u32, u32),
+    pub frame: Option<wgpu::SurfaceTexture>,
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -18,6 +37,7 @@ struct View {
     height: u32,
 }
 
+/// The render pipeline that draws one digit of a [`GpuBatch`] over a whole target.
 pub struct DigitView {
     pipeline: wgpu::RenderPipeline,
     format: wgpu::TextureFormat,

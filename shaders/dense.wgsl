@@ -4,7 +4,8 @@
 //
 // Layout, chosen for coalesced reads on real GPUs:
 // - `wt` holds W transposed ([in][out], out padded to a multiple of 4, zeros in the padding),
-//   read as vec4: the 64 invocations of a workgroup read 1 KiB of one row of W^T per step of k.
+//   read as vec4: the invocations of a workgroup read consecutive vec4s of one row of W^T per
+//   step of k.
 // - Each invocation computes 4 outputs (one vec4) for ROWS batch rows, so every weight load
 //   feeds 4 * ROWS multiply-adds; the ROWS inputs per k are the same address for the whole
 //   workgroup (a broadcast).
@@ -17,7 +18,7 @@ struct Dims {
     n_out4: u32,      // outputs per row / 4 (padded)
     in_stride: u32,   // floats between consecutive x rows
     out_stride4: u32, // vec4s between consecutive y rows
-    act: u32,         // 0 identity, 1 relu, 2 sigmoid
+    act: u32,         // ACT_RELU, ACT_SIGMOID, or any other code for identity
 }
 
 @group(0) @binding(0) var<uniform> dims: Dims;
@@ -26,17 +27,26 @@ struct Dims {
 @group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
 
-const ROWS: u32 = 4u;
+// Pipeline-overridable constants, set from Rust when the pipeline is built (crate/gpu/dense.rs,
+// its CONSTANTS): no defaults here, so a value Rust does not give fails the pipeline instead of
+// drifting apart from the Rust side's dispatch sizes and activation codes.
+override ROWS: u32;        // batch rows per invocation: the body below is written for 4 (a0..a3)
+override WORKGROUP: u32;   // invocations per workgroup
+override ACT_RELU: u32;    // activation codes in dims.act
+override ACT_SIGMOID: u32;
 
+// Compared, not switched on: not every WGSL implementation takes overrides as case selectors.
 fn activate(v: vec4<f32>) -> vec4<f32> {
-    switch dims.act {
-        case 1u: { return max(v, vec4<f32>(0.0)); }
-        case 2u: { return 1.0 / (1.0 + exp(-v)); }
-        default: { return v; }
+    if (dims.act == ACT_RELU) {
+        return max(v, vec4<f32>(0.0));
     }
+    if (dims.act == ACT_SIGMOID) {
+        return 1.0 / (1.0 + exp(-v));
+    }
+    return v;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP)
 fn dense(@builtin(global_invocation_id) gid: vec3<u32>) {
     let o = gid.x;
     let r0 = gid.y * ROWS;

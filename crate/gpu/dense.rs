@@ -1,0 +1,253 @@
+//! The dense layer y = act(x W^T + b) (`shaders/dense.wgsl`), the one kernel both networks are
+//! chains of: packing a layer's weights the way the kernel reads them (a pure function, tested
+//! on the CPU), uploading them, and recording a chain of layers into a compute pass.
+
+use crate::architecture::Activation;
+use crate::model::Vae;
+
+use super::device::{Gpu, WORKGROUP};
+
+const DENSE_WGSL: &str = include_str!("../../shaders/dense.wgsl");
+
+/// Batch rows per invocation: the shader's `ROWS` (its body keeps one accumulator per row).
+pub(super) const ROWS: usize = 4;
+
+/// An activation's code in [`DenseDims::act`]: the shader compares it with its `ACT_*`.
+const fn act_code(a: Activation) -> u32 {
+    match a {
+        Activation::Identity => 0,
+        Activation::Relu => 1,
+        Activation::Sigmoid => 2,
+    }
+}
+
+/// The values of `dense.wgsl`'s pipeline-overridable constants. The shader gives them no
+/// defaults, so the pipeline fails to build unless every one it uses is here (identity is any
+/// code other than relu's and sigmoid's, so the shader needs no constant for it).
+pub(super) const CONSTANTS: [(&str, f64); 4] = [
+    ("ROWS", ROWS as f64),
+    ("WORKGROUP", WORKGROUP as f64),
+    ("ACT_RELU", act_code(Activation::Relu) as f64),
+    ("ACT_SIGMOID", act_code(Activation::Sigmoid) as f64),
+];
+
+/// A layer's weights as the kernel reads them, before upload.
+#[derive(Debug, PartialEq)]
+pub(super) struct PackedLayer {
+    pub name: String,
+    pub n_in: usize,
+    pub n_out: usize,
+    pub act: Activation,
+    /// W^T: `n_in` rows of `width()` values (the outputs, then zeros up to whole vec4s).
+    pub wt: Vec<f32>,
+    /// `width()` values: the bias, then zeros.
+    pub bias: Vec<f32>,
+}
+
+impl PackedLayer {
+    /// Outputs per row rounded up to a multiple of 4: the padded row width of the layer's output.
+    pub fn width(&self) -> usize {
+        self.n_out.div_ceil(4) * 4
+    }
+}
+
+/// Packs `heads` (each a weight matrix W [out, in], row-major, with its bias [out]) as one layer
+/// whose outputs are the heads' outputs one after another: W [out, in] becomes W^T [in, out]
+/// with each row padded to whole vec4 columns, and the bias is padded likewise, with zeros.
+pub(super) fn pack(name: &str, heads: &[(&[f32], &[f32])], n_in: usize, act: Activation) -> PackedLayer {
+    let n_out: usize = heads.iter().map(|(_, b)| b.len()).sum();
+    let width = n_out.div_ceil(4) * 4;
+    let mut wt = vec![0.0f32; n_in * width];
+    let mut bias = vec![0.0f32; width];
+    let mut o = 0;
+    for (w, b) in heads {
+        debug_assert_eq!(w.len(), b.len() * n_in, "{name}: weights are not [out, in]");
+        for (r, &bv) in b.iter().enumerate() {
+            for k in 0..n_in {
+                wt[k * width + o + r] = w[r * n_in + k];
+            }
+            bias[o + r] = bv;
+        }
+        o += b.len();
+    }
+    PackedLayer { name: name.to_string(), n_in, n_out, act, wt, bias }
+}
+
+/// The encoder (its hidden layers, then the mu and logvar heads stacked as one layer whose
+/// outputs are [mu | logvar]) and the decoder of `vae`, packed.
+pub(super) fn pack_vae(vae: &Vae) -> (Vec<PackedLayer>, Vec<PackedLayer>) {
+    let lay = vae.layout();
+    let plain = |&i: &usize| {
+        let (l, w, b) = vae.layer(i);
+        pack(&l.name, &[(w, b)], l.n_in, l.activation)
+    };
+    let mut encoder: Vec<PackedLayer> = lay.encoder.iter().map(plain).collect();
+    let (mu_spec, mu_w, mu_b) = vae.layer(lay.mu);
+    let (_, lv_w, lv_b) = vae.layer(lay.logvar);
+    encoder.push(pack("encoder.heads", &[(mu_w, mu_b), (lv_w, lv_b)], mu_spec.n_in, Activation::Identity));
+    (encoder, lay.decoder.iter().map(plain).collect())
+}
+
+/// A packed layer uploaded to the device.
+pub(super) struct GpuLayer {
+    wt: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    n_in: usize,
+    n_out: usize,
+    act: u32,
+}
+
+impl GpuLayer {
+    pub(super) fn upload(gpu: &Gpu, layer: &PackedLayer) -> Self {
+        let (label, usage) = (layer.name.as_str(), wgpu::BufferUsages::empty());
+        let (wt, bias) = (gpu.upload(label, &layer.wt, usage), gpu.upload(label, &layer.bias, usage));
+        GpuLayer { wt, bias, n_in: layer.n_in, n_out: layer.n_out, act: act_code(layer.act) }
+    }
+
+    fn n_out4(&self) -> usize {
+        self.n_out.div_ceil(4)
+    }
+
+    /// Floats per output row: the outputs padded to whole vec4s.
+    pub(super) fn stride(&self) -> usize {
+        self.n_out4() * 4
+    }
+}
+
+/// The shader's `Dims` uniform.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct DenseDims {
+    rows: u32,
+    n_in: u32,
+    n_out4: u32,
+    in_stride: u32,
+    out_stride4: u32,
+    act: u32,
+}
+
+/// The dense kernel's pipeline.
+pub(super) struct Dense {
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl Dense {
+    /// Builds the pipeline (inside the caller's error scope: a failure shows there).
+    pub(super) fn new(gpu: &Gpu) -> Self {
+        Dense { pipeline: gpu.compute_pipeline(DENSE_WGSL, "dense", &CONSTANTS) }
+    }
+
+    /// Records a chain of dense layers over the `rows` rows of `x` (row stride `in_stride`) into
+    /// a pass; returns the new buffer the last layer writes (`rows` rows of its padded width).
+    pub(super) fn record_chain(
+        &self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass<'_>,
+        layers: &[GpuLayer],
+        x: &wgpu::Buffer,
+        in_stride: usize,
+        rows: usize,
+    ) -> wgpu::Buffer {
+        let layout = self.pipeline.get_bind_group_layout(0);
+        let mut input = (x.clone(), in_stride);
+        for (li, l) in layers.iter().enumerate() {
+            let last = li + 1 == layers.len();
+            let width = l.stride();
+            let extra = if last { wgpu::BufferUsages::COPY_SRC } else { wgpu::BufferUsages::empty() };
+            let y = gpu.storage(if last { "output" } else { "activations" }, rows * width, extra);
+            let dims = DenseDims {
+                rows: rows as u32,
+                n_in: l.n_in as u32,
+                n_out4: l.n_out4() as u32,
+                in_stride: input.1 as u32,
+                out_stride4: l.n_out4() as u32,
+                act: l.act,
+            };
+            let uniform = gpu.uniform("dims", &dims);
+            let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("dense"),
+                layout: &layout,
+                entries: &[
+                    wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 1, resource: input.0.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 2, resource: l.wt.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 3, resource: l.bias.as_entire_binding() },
+                    wgpu::BindGroupEntry { binding: 4, resource: y.as_entire_binding() },
+                ],
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(l.n_out4().div_ceil(WORKGROUP as usize) as u32, rows.div_ceil(ROWS) as u32, 1);
+            input = (y, width);
+        }
+        input.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_sizes_are_transposed_and_padded_with_zeros() {
+        // W [3 out, 2 in] = [[1, 2], [3, 4], [5, 6]]: W^T rows of 4 (3 outputs + 1 zero).
+        let p = pack("l", &[(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[0.5, 0.25, 0.125])], 2, Activation::Relu);
+        assert_eq!((p.n_in, p.n_out, p.width(), p.act), (2, 3, 4, Activation::Relu));
+        assert_eq!(p.wt, [1.0, 3.0, 5.0, 0.0, 2.0, 4.0, 6.0, 0.0]);
+        assert_eq!(p.bias, [0.5, 0.25, 0.125, 0.0]);
+    }
+
+    #[test]
+    fn whole_vec4_widths_get_no_padding() {
+        let w: Vec<f32> = (0..12).map(|v| v as f32).collect(); // [4 out, 3 in]
+        let p = pack("l", &[(&w, &[1.0; 4])], 3, Activation::Identity);
+        assert_eq!(p.width(), 4);
+        assert_eq!(p.wt, [0.0, 3.0, 6.0, 9.0, 1.0, 4.0, 7.0, 10.0, 2.0, 5.0, 8.0, 11.0]);
+        assert_eq!(p.bias, [1.0; 4]);
+    }
+
+    #[test]
+    fn stacked_heads_put_mu_then_logvar_in_one_padded_row() {
+        // mu and logvar heads of 3 outputs each over 1 input: 6 outputs, padded to 8.
+        let mu: (&[f32], &[f32]) = (&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]);
+        let lv: (&[f32], &[f32]) = (&[-1.0, -2.0, -3.0], &[-10.0, -20.0, -30.0]);
+        let p = pack("heads", &[mu, lv], 1, Activation::Identity);
+        assert_eq!((p.n_out, p.width()), (6, 8));
+        assert_eq!(p.wt, [1.0, 2.0, 3.0, -1.0, -2.0, -3.0, 0.0, 0.0]);
+        assert_eq!(p.bias, [10.0, 20.0, 30.0, -10.0, -20.0, -30.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_packed_model_keeps_every_weight_where_the_kernel_reads_it() {
+        // The odd-width model of tests/gpu.rs: 25-13-7-(3), no width a multiple of 4.
+        let vae = Vae::init(crate::Architecture::mirrored(25, &[13, 7], 3), 5).unwrap();
+        let (encoder, decoder) = pack_vae(&vae);
+        let shapes = |ls: &[PackedLayer]| ls.iter().map(|l| (l.n_in, l.n_out, l.width())).collect::<Vec<_>>();
+        assert_eq!(shapes(&encoder), [(25, 13, 16), (13, 7, 8), (7, 6, 8)]);
+        assert_eq!(shapes(&decoder), [(3, 7, 8), (7, 13, 16), (13, 25, 28)]);
+        assert_eq!(decoder.last().map(|l| l.act), Some(Activation::Sigmoid));
+        let lay = vae.layout();
+        let (_, w, b) = vae.layer(lay.decoder[2]);
+        let last = &decoder[2];
+        for o in 0..28 {
+            for k in 0..13 {
+                let want = if o < 25 { w[o * 13 + k] } else { 0.0 };
+                assert_eq!(last.wt[k * 28 + o], want, "W^T[{k}][{o}]");
+            }
+            assert_eq!(last.bias[o], if o < 25 { b[o] } else { 0.0 });
+        }
+        let (_, lv_w, _) = vae.layer(lay.logvar);
+        assert_eq!(encoder[2].wt[3 + 2], lv_w[2 * 7]); // logvar output 2, input 0: after mu's 3
+    }
+
+    #[test]
+    fn the_shader_declares_the_constants_rust_gives_it() {
+        crate::gpu::device::assert_overrides_match(DENSE_WGSL, &CONSTANTS);
+    }
+
+    #[test]
+    fn activation_codes_are_distinct() {
+        let codes = [Activation::Identity, Activation::Relu, Activation::Sigmoid].map(act_code);
+        assert!(codes[0] != codes[1] && codes[1] != codes[2] && codes[0] != codes[2]);
+    }
+}
