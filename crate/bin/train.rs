@@ -188,15 +188,16 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     if let Some(input) = &args.convert {
         let bytes = std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?;
         let data = load_data(&args, None)?;
-        let (converted, test, iw) =
-            latent_explorer::train::evaluate::convert(&bytes, &data.test_images, dtype).map_err(|e| format!("{}: {e}", input.display()))?;
+        let (converted, figures) =
+            latent_explorer::weights::convert(&bytes, &data.test_images, dtype).map_err(|e| format!("{}: {e}", input.display()))?;
         latent_explorer::fsutil::atomic_write(&out, &converted).map_err(|e| format!("{}: {e}", out.display()))?;
         println!(
-            "wrote {} ({} bytes, {}): test -ELBO {:.3} nats, log p(x) >= {iw:.3}",
+            "wrote {} ({} bytes, {}): test -ELBO {:.3} nats, log p(x) >= {:.3}",
             out.display(),
             converted.len(),
             args.dtype,
-            test.neg_elbo
+            figures.elbo.neg_elbo,
+            figures.iw_bound
         );
         return Ok(ExitCode::SUCCESS);
     }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use super::backprop::LossSums;
 use super::checkpoint;
 use super::config::TrainConfig;
-use super::evaluate::{self, ElboReport};
+use super::evaluate::{self, ElboReport, TestFigures};
 use super::state::{EpochRecord, TrainState};
 use super::step::{StepReport, Stepper};
 use crate::dataset::Dataset;
@@ -201,21 +201,19 @@ impl<'a> Trainer<'a> {
     pub fn finish(&self, out: &Path, dtype: StorageDtype) -> Result<FinalReport, ModelError> {
         let st = &self.state;
         let images = &self.data.test_images;
-        let (test, iw, mu) = self.stepper.pool().install(|| {
-            (
-                evaluate::evaluate_elbo(&st.vae, images),
-                evaluate::iw_bound(&st.vae, images, st.config.iw_samples),
-                evaluate::encode_means(&st.vae, images),
-            )
-        });
+        let (figures, mu) = self
+            .stepper
+            .pool()
+            .install(|| (TestFigures::measure(&st.vae, images, st.config.iw_samples), evaluate::encode_means(&st.vae, images)));
         let embedding = Embedding { mu, labels: self.data.test_labels.clone() };
-        let meta = self.metadata(&test, iw);
+        let meta = self.metadata(&figures);
         let bytes = weights::to_bytes(&st.vae, Some(&embedding), &meta, dtype, Vec::new())?;
         atomic_write(out, &bytes).map_err(|e| ModelError::Io(format!("writing {}: {e}", out.display())))?;
-        Ok(FinalReport { test, iw_bound: iw, train_seconds: st.train_seconds, model_path: out.to_path_buf() })
+        Ok(FinalReport { test: figures.elbo, iw_bound: figures.iw_bound, train_seconds: st.train_seconds, model_path: out.to_path_buf() })
     }
 
-    fn metadata(&self, test: &ElboReport, iw: f64) -> BTreeMap<String, String> {
+    /// The model file's metadata: the run's settings and the test figures.
+    fn metadata(&self, figures: &TestFigures) -> BTreeMap<String, String> {
         let st = &self.state;
         let c = &st.config;
         let dataset = self.data.metadata_json();
@@ -231,15 +229,10 @@ impl<'a> Trainer<'a> {
         put("lr_schedule", serde_json::to_string(&c.schedule).expect("schedules serialise"));
         put("batch_size", c.batch_size.to_string());
         put("threads", c.threads.to_string());
-        put("test_neg_elbo", format!("{:.4}", test.neg_elbo));
-        put("test_reconstruction", format!("{:.4}", test.reconstruction));
-        put("test_kl", format!("{:.4}", test.kl));
-        put("test_iw_bound", format!("{iw:.4}"));
-        put("iw_samples", c.iw_samples.to_string());
-        put("eval_seed", evaluate::ELBO_SEED.to_string());
         put("train_seconds", format!("{:.1}", st.train_seconds));
         put("crate_version", env!("CARGO_PKG_VERSION").to_string());
         put("trainer", "latent-explorer train".to_string());
+        figures.record(&mut m);
         m
     }
 }
