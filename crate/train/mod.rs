@@ -1,7 +1,7 @@
 //! The native trainer: backprop, Adam, evaluation, checkpoints and the training loop.
 //!
-//! Files depend on each other in one direction only: `config` <- `state` <- `step`,
-//! `checkpoint` <- `trainer`; `backprop`, `adam` and `evaluate` depend on none of them.
+//! Files import each other in one direction only: `state` uses `config`; `step` and `checkpoint`
+//! use `state`; `trainer` uses all of them. `backprop`, `adam` and `evaluate` use none of these.
 
 pub mod adam;
 pub mod backprop;
