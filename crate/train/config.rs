@@ -57,6 +57,13 @@ impl LrSchedule {
     }
 }
 
+impl TrainConfig {
+    /// Batches in an epoch over `n_train` images (the last one may be short).
+    pub fn batches_per_epoch(&self, n_train: usize) -> usize {
+        n_train.div_ceil(self.batch_size)
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {

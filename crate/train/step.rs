@@ -71,7 +71,7 @@ impl Stepper {
         }
         let eps_seed = rng::derive_seed(cfg.seed, 0x4000_0000 | state.epoch as u32);
         let beta = cfg.beta;
-        let total_steps = (cfg.epochs as u64).saturating_mul(data.n_train().div_ceil(cfg.batch_size) as u64);
+        let total_steps = (cfg.epochs as u64).saturating_mul(cfg.batches_per_epoch(data.n_train()) as u64);
         let lr = cfg.schedule.at(cfg.lr, state.adam.t, total_steps);
         let shards = cfg.threads.min(rows).max(1);
         let bounds: Vec<usize> = (0..=shards).map(|t| t * rows / shards).collect();

@@ -89,7 +89,7 @@ impl<'a> Trainer<'a> {
     }
 
     pub fn batches_per_epoch(&self) -> usize {
-        self.n_train().div_ceil(self.state.config.batch_size)
+        self.state.config.batches_per_epoch(self.n_train())
     }
 
     /// One optimisation step on the current batch of the current epoch, given that epoch's

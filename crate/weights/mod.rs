@@ -4,7 +4,7 @@
 //! Loading trusts nothing: every tensor's presence, dtype, shape and values are checked against
 //! the architecture, and each failure names the tensor.
 //!
-//! [`convert`] (native only) rewrites a model file in another precision, measuring it again.
+//! [`convert()`] (native only) rewrites a model file in another precision, measuring it again.
 
 use std::collections::{BTreeMap, HashMap};
 

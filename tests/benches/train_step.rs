@@ -45,7 +45,7 @@ fn step(c: &mut Criterion) {
     let mut state = TrainState::new(config, &data).expect("the default configuration fits MNIST-sized images");
     let mut stepper = Stepper::new(threads).expect("worker threads start");
     let perm = rng::permutation(rng::derive_seed(state.config.seed, 0), data.n_train());
-    let batches = data.n_train().div_ceil(batch);
+    let batches = state.config.batches_per_epoch(data.n_train());
     let mut group = c.benchmark_group("train_step");
     group.throughput(Throughput::Elements(batch as u64));
     group.bench_function(format!("default model, batch {batch}, {threads} threads"), |b| {
