@@ -216,7 +216,7 @@ fn a_trained_and_a_converted_model_carry_the_same_figures_and_convert_measures_t
         forged.insert(key.to_string(), "-1".into());
     }
     let source = weights::to_bytes(&trained.vae, trained.embedding.as_ref(), &forged, StorageDtype::F32, Vec::new()).unwrap();
-    let (bytes, _) = weights::convert(&source, &data.test_images, StorageDtype::F16).unwrap();
+    let (bytes, _) = weights::convert::convert(&source, &data.test_images, StorageDtype::F16).unwrap();
     let converted = weights::from_bytes(&bytes).unwrap();
     for (key, value) in measured(&converted.vae) {
         assert_eq!(converted.metadata.get(key), Some(&value), "the converted model's {key}");

@@ -188,8 +188,8 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     if let Some(input) = &args.convert {
         let bytes = std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?;
         let data = load_data(&args, None)?;
-        let (converted, figures) =
-            latent_explorer::weights::convert(&bytes, &data.test_images, dtype).map_err(|e| format!("{}: {e}", input.display()))?;
+        let (converted, figures) = latent_explorer::weights::convert::convert(&bytes, &data.test_images, dtype)
+            .map_err(|e| format!("{}: {e}", input.display()))?;
         latent_explorer::fsutil::atomic_write(&out, &converted).map_err(|e| format!("{}: {e}", out.display()))?;
         println!(
             "wrote {} ({} bytes, {}): test -ELBO {:.3} nats, log p(x) >= {:.3}",

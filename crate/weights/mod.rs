@@ -4,7 +4,7 @@
 //! Loading trusts nothing: every tensor's presence, dtype, shape and values are checked against
 //! the architecture, and each failure names the tensor.
 //!
-//! [`convert()`] (native only) rewrites a model file in another precision, measuring it again.
+//! [`convert::convert`] (native only) rewrites a model file in another precision, measuring it again.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,8 +16,6 @@ use crate::model::Vae;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
-#[cfg(not(target_arch = "wasm32"))]
-pub use convert::convert;
 
 pub const EMBEDDING_MU: &str = "embedding.mu";
 pub const EMBEDDING_LABEL: &str = "embedding.label";
