@@ -6,7 +6,9 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use latent_explorer::train::backprop::{loss_and_grad, Workspace};
+use latent_explorer::train::evaluate::TestFigures;
 use latent_explorer::train::{checkpoint, EpochRecord, LrSchedule, Observer, Outcome, Quiet, TrainConfig, Trainer};
+use latent_explorer::weights::{self, StorageDtype};
 use latent_explorer::{Activation, Architecture};
 
 fn small_config(beta: f32) -> TrainConfig {
@@ -184,10 +186,45 @@ fn a_checkpoint_round_trips_the_whole_state() {
     assert_eq!((back.epoch, back.batch, back.config.clone()), (t.state.epoch, t.state.batch, t.state.config.clone()));
     // A model file is not a checkpoint: the error says so.
     let model = dir.join("m.safetensors");
-    t.finish(&model, latent_explorer::weights::StorageDtype::F32).unwrap();
+    t.finish(&model, StorageDtype::F32).unwrap();
     let err = checkpoint::load(&model).unwrap_err().to_string();
     assert!(err.contains("not a training checkpoint"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The trainer and `--convert` record the test figures through one helper, so a trained and a
+/// converted model carry the same keys; and a converted file's figures are measured on its own
+/// weights, not copied from its source.
+#[test]
+fn a_trained_and_a_converted_model_carry_the_same_figures_and_convert_measures_them_again() {
+    let data = common::mnist_subset(300, 50);
+    let mut t = Trainer::new(small_config(1.0), &data).unwrap();
+    t.bench_steps(3);
+    let dir = common::temp_dir("figures");
+    let path = dir.join("m.safetensors");
+    t.finish(&path, StorageDtype::F32).unwrap();
+    let trained = weights::from_bytes(&std::fs::read(&path).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let measured = |vae: &latent_explorer::Vae| TestFigures::measure(vae, &data.test_images, 10).entries();
+    let figures = measured(&trained.vae);
+    for (key, value) in &figures {
+        assert_eq!(trained.metadata.get(*key), Some(value), "the trained model's {key}");
+    }
+    // Forge the source's measured figures (keeping iw_samples, which says how to measure).
+    let mut forged = trained.metadata.clone();
+    for (key, _) in figures.iter().filter(|(k, _)| k.starts_with("test_")) {
+        forged.insert(key.to_string(), "-1".into());
+    }
+    let source = weights::to_bytes(&trained.vae, trained.embedding.as_ref(), &forged, StorageDtype::F32, Vec::new()).unwrap();
+    let (bytes, _) = weights::convert::convert(&source, &data.test_images, StorageDtype::F16).unwrap();
+    let converted = weights::from_bytes(&bytes).unwrap();
+    for (key, value) in measured(&converted.vae) {
+        assert_eq!(converted.metadata.get(key), Some(&value), "the converted model's {key}");
+    }
+    // The same keys, and the precision it was converted to.
+    let mut keys: Vec<String> = trained.metadata.keys().cloned().chain(["storage_dtype".to_string()]).collect();
+    keys.sort();
+    assert_eq!(converted.metadata.keys().cloned().collect::<Vec<_>>(), keys);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use latent_explorer::dataset::{self, Dataset};
-use latent_explorer::train::{checkpoint, EpochRecord, LrSchedule, Observer, Outcome, TrainConfig, Trainer};
+use latent_explorer::train::{checkpoint, config, EpochRecord, LrSchedule, Observer, Outcome, TrainConfig, Trainer};
 use latent_explorer::weights::StorageDtype;
 use latent_explorer::{Architecture, ModelError};
 
@@ -166,12 +166,8 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     if args.threads == Some(0) || args.batch_size == 0 || args.latent == 0 || args.hidden.contains(&0) {
         return Err("--threads, --batch-size, --latent and every --hidden size must be at least 1".into());
     }
-    if args.threads.is_some_and(|t| t > checkpoint::MAX_THREADS) || args.iw_samples > checkpoint::MAX_IW_SAMPLES {
-        return Err(format!(
-            "--threads may be at most {} and --iw-samples at most {}",
-            checkpoint::MAX_THREADS,
-            checkpoint::MAX_IW_SAMPLES
-        ));
+    if args.threads.is_some_and(|t| t > config::MAX_THREADS) || args.iw_samples > config::MAX_IW_SAMPLES {
+        return Err(format!("--threads may be at most {} and --iw-samples at most {}", config::MAX_THREADS, config::MAX_IW_SAMPLES));
     }
     if args.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) || !(args.beta >= 0.0 && args.beta.is_finite()) {
         return Err("--lr must be positive and --beta non-negative".into());
@@ -192,15 +188,16 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     if let Some(input) = &args.convert {
         let bytes = std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?;
         let data = load_data(&args, None)?;
-        let (converted, test, iw) =
-            latent_explorer::train::evaluate::convert(&bytes, &data.test_images, dtype).map_err(|e| format!("{}: {e}", input.display()))?;
+        let (converted, figures) = latent_explorer::weights::convert::convert(&bytes, &data.test_images, dtype)
+            .map_err(|e| format!("{}: {e}", input.display()))?;
         latent_explorer::fsutil::atomic_write(&out, &converted).map_err(|e| format!("{}: {e}", out.display()))?;
         println!(
-            "wrote {} ({} bytes, {}): test -ELBO {:.3} nats, log p(x) >= {iw:.3}",
+            "wrote {} ({} bytes, {}): test -ELBO {:.3} nats, log p(x) >= {:.3}",
             out.display(),
             converted.len(),
             args.dtype,
-            test.neg_elbo
+            figures.elbo.neg_elbo,
+            figures.iw_bound
         );
         return Ok(ExitCode::SUCCESS);
     }

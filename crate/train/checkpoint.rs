@@ -10,17 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use super::adam::Adam;
 use super::backprop::LossSums;
-use super::trainer::{EpochRecord, LrSchedule, TrainConfig, TrainState};
+use super::config::{LrSchedule, TrainConfig, MAX_IW_SAMPLES, MAX_THREADS};
+use super::state::{EpochRecord, TrainState};
 use crate::error::ModelError;
 use crate::fsutil::atomic_write;
 use crate::weights::{self, f32_bytes, StorageDtype};
 
 const STATE_KEY: &str = "checkpoint";
-/// Bounds on loop-state values a resumed run acts on (threads started, samples drawn).
-/// Bounds on what a checkpoint may ask for; `train` refuses larger values up front, so every
-/// run it starts can be resumed.
-pub const MAX_THREADS: usize = 4096;
-pub const MAX_IW_SAMPLES: usize = 1 << 16;
 
 /// Everything in a checkpoint that is not a tensor.
 #[derive(Serialize, Deserialize)]

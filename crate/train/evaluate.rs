@@ -4,6 +4,8 @@
 //! Every image's noise is indexed by the image's position, and per-image results are summed in
 //! order, so the numbers do not depend on the thread count. Work runs in the current rayon pool.
 
+use std::collections::BTreeMap;
+
 use crate::dataset::to_intensities;
 use crate::model::{bce_with_logits, reparameterize_into, Vae};
 
@@ -18,6 +20,41 @@ pub struct ElboReport {
     pub kl: f64,
     /// reconstruction + kl (the true bound, beta = 1).
     pub neg_elbo: f64,
+}
+
+/// The test-set figures a model file records in its metadata: the trainer's final model and a
+/// converted one both write them through [`TestFigures::record`], so they carry the same keys.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TestFigures {
+    pub elbo: ElboReport,
+    /// The importance-weighted bound on log p(x), from `iw_samples` samples per image.
+    pub iw_bound: f64,
+    pub iw_samples: usize,
+}
+
+impl TestFigures {
+    /// Measures -ELBO and the importance-weighted bound of `vae` on `images`, in the current
+    /// rayon pool.
+    pub fn measure(vae: &Vae, images: &[u8], iw_samples: usize) -> Self {
+        TestFigures { elbo: evaluate_elbo(vae, images), iw_bound: iw_bound(vae, images, iw_samples), iw_samples }
+    }
+
+    /// The metadata entries, as (key, value).
+    pub fn entries(&self) -> [(&'static str, String); 6] {
+        [
+            ("test_neg_elbo", format!("{:.4}", self.elbo.neg_elbo)),
+            ("test_reconstruction", format!("{:.4}", self.elbo.reconstruction)),
+            ("test_kl", format!("{:.4}", self.elbo.kl)),
+            ("test_iw_bound", format!("{:.4}", self.iw_bound)),
+            ("iw_samples", self.iw_samples.to_string()),
+            ("eval_seed", ELBO_SEED.to_string()),
+        ]
+    }
+
+    /// Writes the figures into a model file's metadata, replacing any there.
+    pub fn record(&self, metadata: &mut BTreeMap<String, String>) {
+        metadata.extend(self.entries().map(|(k, v)| (k.to_string(), v)));
+    }
 }
 
 /// Runs `f` on consecutive chunks of `0..n` in the current rayon pool; results in order.
@@ -90,40 +127,4 @@ pub fn encode_means(vae: &Vae, images: &[u8]) -> Vec<f32> {
         let x = to_intensities(&images[r.start * n_in..r.end * n_in]);
         vae.encode(&x).expect("input sized by the model").0
     })
-}
-
-/// Rewrites a model file in another storage precision. The test figures in the metadata and the
-/// test-set embedding are measured again on the converted weights (with the file's
-/// `iw_samples`), so they stay true.
-pub fn convert(
-    bytes: &[u8],
-    images: &[u8],
-    dtype: crate::weights::StorageDtype,
-) -> Result<(Vec<u8>, ElboReport, f64), crate::error::ModelError> {
-    use crate::weights;
-    let file = weights::from_bytes(bytes)?;
-    // Round the parameters through the target precision first, then measure that model.
-    let probe = weights::to_bytes(&file.vae, None, &Default::default(), dtype, Vec::new())?;
-    let vae = weights::from_bytes(&probe)?.vae;
-    let k = file.metadata.get("iw_samples").and_then(|v| v.parse().ok()).unwrap_or(100);
-    let test = evaluate_elbo(&vae, images);
-    let iw = iw_bound(&vae, images, k);
-    let mut meta = file.metadata.clone();
-    meta.insert("test_neg_elbo".into(), format!("{:.4}", test.neg_elbo));
-    meta.insert("test_reconstruction".into(), format!("{:.4}", test.reconstruction));
-    meta.insert("test_kl".into(), format!("{:.4}", test.kl));
-    meta.insert("test_iw_bound".into(), format!("{iw:.4}"));
-    meta.insert("iw_samples".into(), k.to_string());
-    meta.insert("eval_seed".into(), ELBO_SEED.to_string());
-    meta.insert("storage_dtype".into(), format!("{dtype:?}").to_lowercase());
-    // The plane shows where this model puts the test set: encode it again with the new weights.
-    let embedding = file.embedding.map(|e| {
-        if e.labels.len() * vae.arch().input == images.len() {
-            weights::Embedding { mu: encode_means(&vae, images), labels: e.labels }
-        } else {
-            e
-        }
-    });
-    let out = weights::to_bytes(&vae, embedding.as_ref(), &meta, dtype, Vec::new())?;
-    Ok((out, test, iw))
 }

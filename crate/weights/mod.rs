@@ -3,6 +3,8 @@
 //!
 //! Loading trusts nothing: every tensor's presence, dtype, shape and values are checked against
 //! the architecture, and each failure names the tensor.
+//!
+//! [`convert::convert`] (native only) rewrites a model file in another precision, measuring it again.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,6 +13,9 @@ use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 use crate::architecture::Architecture;
 use crate::error::ModelError;
 use crate::model::Vae;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod convert;
 
 pub const EMBEDDING_MU: &str = "embedding.mu";
 pub const EMBEDDING_LABEL: &str = "embedding.label";

@@ -1,0 +1,44 @@
+//! Rewriting a model file in another storage precision (`train --convert`), native only.
+//!
+//! It lives with the model file's code because it is a transformation of that file, but apart
+//! from `mod.rs` because it measures the converted model on the test set with the trainer's
+//! evaluation (rayon, native only), which the browser build must not pull in. Like the rest of
+//! `weights` it does no I/O: bytes in, bytes out; the CLI reads and writes the files.
+
+use crate::error::ModelError;
+use crate::train::config::MAX_IW_SAMPLES;
+use crate::train::evaluate::{encode_means, TestFigures};
+
+use super::{from_bytes, to_bytes, Embedding, StorageDtype};
+
+/// Samples per image for the importance-weighted bound of a file that does not record its own.
+const DEFAULT_IW_SAMPLES: usize = 100;
+
+/// Rewrites a model file in another storage precision. The test figures in the metadata and the
+/// test-set embedding are measured again on the converted weights (with the file's
+/// `iw_samples`), so they stay true. Runs in the current rayon pool.
+pub fn convert(bytes: &[u8], images: &[u8], dtype: StorageDtype) -> Result<(Vec<u8>, TestFigures), ModelError> {
+    let file = from_bytes(bytes)?;
+    // Round the parameters through the target precision first, then measure that model.
+    let probe = to_bytes(&file.vae, None, &Default::default(), dtype, Vec::new())?;
+    let vae = from_bytes(&probe)?.vae;
+    let k = file.metadata.get("iw_samples").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_IW_SAMPLES);
+    // The file says how much work to do: bound it as a checkpoint's is.
+    if k > MAX_IW_SAMPLES {
+        return Err(ModelError::Metadata { key: "iw_samples".into(), reason: format!("{k} samples per image, at most {MAX_IW_SAMPLES}") });
+    }
+    let figures = TestFigures::measure(&vae, images, k);
+    let mut meta = file.metadata.clone();
+    figures.record(&mut meta);
+    meta.insert("storage_dtype".into(), format!("{dtype:?}").to_lowercase());
+    // The plane shows where this model puts the test set: encode it again with the new weights.
+    let embedding = file.embedding.map(|e| {
+        if e.labels.len() * vae.arch().input == images.len() {
+            Embedding { mu: encode_means(&vae, images), labels: e.labels }
+        } else {
+            e
+        }
+    });
+    let out = to_bytes(&vae, embedding.as_ref(), &meta, dtype, Vec::new())?;
+    Ok((out, figures))
+}
