@@ -28,6 +28,7 @@ pub mod error;
 pub mod gemm;
 pub mod gpu;
 pub mod idx;
+pub mod loss;
 pub mod model;
 pub mod preprocess;
 pub mod rng;
@@ -45,4 +46,5 @@ pub mod train;
 
 pub use architecture::{Activation, Architecture};
 pub use error::{DataError, ModelError};
-pub use model::{LossTerms, Vae};
+pub use loss::LossTerms;
+pub use model::Vae;

@@ -8,6 +8,7 @@ use crate::architecture::{Activation, Architecture, LayerSpec};
 use crate::error::ModelError;
 #[cfg(target_arch = "wasm32")]
 use crate::gemm::gemm;
+use crate::loss::{bce_with_logits, kl_standard_normal, LossTerms};
 // Natively, products split over the current rayon pool (bit-identical to the serial product).
 #[cfg(not(target_arch = "wasm32"))]
 use crate::gemm::gemm_par as gemm;
@@ -64,22 +65,6 @@ pub struct Vae {
     arch: Architecture,
     layout: ParamLayout,
     params: Vec<f32>,
-}
-
-/// Per-example loss terms in nats.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct LossTerms {
-    /// Binary cross-entropy summed over pixels: -log p(x|z) for one z.
-    pub reconstruction: f64,
-    /// KL(q(z|x) || N(0, I)) in closed form.
-    pub kl: f64,
-}
-
-impl LossTerms {
-    /// -ELBO with a weighted KL (beta = 1 is the true bound).
-    pub fn neg_elbo(&self, beta: f64) -> f64 {
-        self.reconstruction + beta * self.kl
-    }
 }
 
 impl Vae {
@@ -294,61 +279,6 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Binary cross-entropy of targets `x` in [0, 1] against `sigmoid(logits)`, summed, computed
-/// from logits as `max(l, 0) - l x + log(1 + exp(-|l|))` so it never takes log(0).
-pub fn bce_with_logits(logits: &[f32], x: &[f32]) -> f64 {
-    logits.iter().zip(x).map(|(&l, &t)| bce_and_grad(l, t).0 as f64).sum()
-}
-
-/// `exp(x)` for `x <= 0`, branch-free so loops over it vectorise (libm's does not). Range
-/// reduction `x = n ln2 + f`, |f| <= ln2/2, then a degree-6 Taylor polynomial: within 2 ulp.
-#[inline(always)]
-pub fn exp_nonpositive(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    let x = x.max(-87.0);
-    // Round to nearest with the 1.5 * 2^23 trick (no SSE4.1 `round` on baseline x86-64).
-    let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
-    let f = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.0 / 720.0;
-    let p = p * f + 1.0 / 120.0;
-    let p = p * f + 1.0 / 24.0;
-    let p = p * f + 1.0 / 6.0;
-    let p = p * f + 0.5;
-    let p = p * f + 1.0;
-    let p = p * f + 1.0;
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
-
-/// One pixel's binary cross-entropy from its logit `l` and target `t`, and its gradient
-/// `sigmoid(l) - t`: `max(l, 0) - l t + ln(1 + exp(-|l|))` never takes log(0).
-#[inline(always)]
-pub fn bce_and_grad(l: f32, t: f32) -> (f32, f32) {
-    let e = exp_nonpositive(-l.abs());
-    let inv = 1.0 / (1.0 + e);
-    let sig = if l >= 0.0 { inv } else { e * inv };
-    (l.max(0.0) - l * t + ln_1p_unit(e), sig - t)
-}
-
-/// `ln(1 + e)` for `e` in [0, 1], branch-free so loops over it vectorise (libm's `log1pf` does
-/// not, and cost the trainer 10% of its time): `ln(1+e) = 2 atanh(s)`, `s = e / (2 + e)`.
-#[inline(always)]
-pub fn ln_1p_unit(e: f32) -> f32 {
-    let s = e / (2.0 + e);
-    2.0 * s * rng::atanh_series(s * s)
-}
-
-/// KL(N(mu, exp(logvar)) || N(0, I)) = -1/2 sum(1 + logvar - mu^2 - exp(logvar)).
-pub fn kl_standard_normal(mu: &[f32], logvar: &[f32]) -> f64 {
-    mu.iter()
-        .zip(logvar)
-        .map(|(&m, &lv)| {
-            let (m, lv) = (m as f64, lv as f64);
-            -0.5 * (1.0 + lv - m * m - lv.exp())
-        })
-        .sum()
-}
-
 /// The reparameterization trick, the CPU's only copy of it (the trainer, the evaluation and
 /// the page all sample through here): `k` samples `z = mu + exp(logvar / 2) * eps` for each of
 /// the `n` rows of (mu, logvar), with the noise written to `eps` beside them (the trainer's
@@ -418,54 +348,6 @@ mod tests {
                 assert!((a - b).abs() < 1e-6);
             }
         }
-    }
-
-    #[test]
-    fn bce_from_logits_matches_the_direct_formula_and_survives_extremes() {
-        let logits = [-3.0f32, 0.0, 2.5];
-        let x = [0.0f32, 0.4, 1.0];
-        let direct: f64 = logits
-            .iter()
-            .zip(&x)
-            .map(|(&l, &t)| {
-                let p = 1.0 / (1.0 + (-(l as f64)).exp());
-                -(t as f64 * p.ln() + (1.0 - t as f64) * (1.0 - p).ln())
-            })
-            .sum();
-        assert!((bce_with_logits(&logits, &x) - direct).abs() < 1e-6);
-        // A confident, wrong pixel costs |l| nats, not infinity.
-        let v = bce_with_logits(&[200.0], &[0.0]);
-        assert!((v - 200.0).abs() < 1e-3);
-    }
-
-    #[test]
-    fn exp_nonpositive_matches_libm() {
-        // Down to -87, where the input is clamped (results below 1.7e-38 are flushed).
-        for i in 0..=86_000 {
-            let x = -(i as f32) * 1e-3;
-            let (a, b) = (exp_nonpositive(x), x.exp());
-            assert!((a - b).abs() <= 3.0 * f32::EPSILON * b, "{x}: {a} vs {b}");
-        }
-        assert_eq!(exp_nonpositive(0.0), 1.0);
-        assert!(exp_nonpositive(-1000.0) < 1e-37);
-    }
-
-    #[test]
-    fn ln_1p_unit_matches_libm() {
-        for i in 0..=10_000 {
-            let e = i as f32 / 10_000.0;
-            let (a, b) = (ln_1p_unit(e), e.ln_1p());
-            assert!((a - b).abs() <= 2.0 * f32::EPSILON * b.max(1e-30), "{e}: {a} vs {b}");
-        }
-        assert_eq!(ln_1p_unit(0.0), 0.0);
-    }
-
-    #[test]
-    fn kl_is_zero_at_the_prior_and_positive_elsewhere() {
-        assert_eq!(kl_standard_normal(&[0.0, 0.0], &[0.0, 0.0]), 0.0);
-        // mu = 1, var = 1: KL = 1/2 per dimension.
-        assert!((kl_standard_normal(&[1.0], &[0.0]) - 0.5).abs() < 1e-12);
-        assert!(kl_standard_normal(&[0.0], &[-2.0]) > 0.0);
     }
 
     #[test]

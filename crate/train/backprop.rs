@@ -17,7 +17,8 @@ use std::ops::Range;
 
 use crate::architecture::Activation;
 use crate::gemm::{gemm, gemm_at, Op};
-use crate::model::{activate_backward, bce_and_grad, kl_standard_normal, reparameterize_into, ParamLayout, Vae};
+use crate::loss::{bce_rows_and_grad, kl_standard_normal};
+use crate::model::{activate_backward, reparameterize_into, ParamLayout, Vae};
 
 /// Activations and deltas of a whole batch, row-major, reused across steps.
 #[derive(Default)]
@@ -221,7 +222,7 @@ pub fn shard_deltas(vae: &Vae, x: &[f32], beta: f32, seed: u32, index0: u32, sca
     vae.affine_serial(out_layer, h_dec, rows, logits);
 
     // ---- loss, and d(loss)/d(logits) = sigmoid(l) - x, in place
-    let reconstruction = bce_rows(logits, x, n, scale);
+    let reconstruction = bce_rows_and_grad(logits, x, n, scale);
     let mut sums = LossSums { reconstruction, kl: 0.0 };
     for i in 0..rows {
         sums.kl += kl_standard_normal(&mu[i * d..(i + 1) * d], &logvar[i * d..(i + 1) * d]);
@@ -296,48 +297,6 @@ pub fn loss_and_grad(
         ws.layer_grad(lay, li, 0..lay.layers[li].n_out, x, gw, gb);
     }
     sums
-}
-
-/// Binary cross-entropy of each row of `logits` against the intensities `x`, summed; the
-/// logits are overwritten by `scale` times their gradient, sigmoid(l) - x.
-fn bce_rows(logits: &mut [f32], x: &[f32], n: usize, scale: f32) -> f64 {
-    // The polynomials vectorise; 8 lanes instead of SSE2's 4, with the same operations in the
-    // same order (no fused multiply-add), so the same result bit for bit.
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the CPU supports AVX, checked just above.
-        return unsafe { bce_rows_avx(logits, x, n, scale) };
-    }
-    bce_rows_any(logits, x, n, scale)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn bce_rows_avx(logits: &mut [f32], x: &[f32], n: usize, scale: f32) -> f64 {
-    bce_rows_any(logits, x, n, scale)
-}
-
-#[inline(always)]
-fn bce_rows_any(logits: &mut [f32], x: &[f32], n: usize, scale: f32) -> f64 {
-    let mut losses = vec![0.0f32; n];
-    let mut reconstruction = 0.0f64;
-    for (lrow, xrow) in logits.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-        // A plain elementwise loop (vectorised), then a lane-wise sum.
-        for ((l, &t), o) in lrow.iter_mut().zip(xrow).zip(losses.iter_mut()) {
-            let (loss, g) = bce_and_grad(*l, t);
-            *o = loss;
-            *l = g * scale;
-        }
-        let mut acc = [0.0f32; 8];
-        let mut chunks = losses.chunks_exact(8);
-        for c in &mut chunks {
-            for k in 0..8 {
-                acc[k] += c[k];
-            }
-        }
-        reconstruction += (chunks.remainder().iter().sum::<f32>() + acc.iter().sum::<f32>()) as f64;
-    }
-    reconstruction
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use crate::dataset::to_intensities;
-use crate::model::{bce_with_logits, reparameterize_into, Vae};
+use crate::loss::bce_with_logits;
+use crate::model::{reparameterize_into, Vae};
 
 /// Seeds of the evaluation noise: fixed, so a recorded figure can be reproduced.
 pub const ELBO_SEED: u32 = 0x0000_E1B0;
