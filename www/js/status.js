@@ -20,6 +20,15 @@ export function showError(message) {
   el.hidden = !message;
 }
 
+// The page's own, cheap estimate of drag latency: the median over the last digits shown of the
+// time from the input event to the start of the next animation frame. It leaves out the commit,
+// compositing and presentation; `npm run bench:browser` measures to the frame on screen.
+function latencyEstimate() {
+  const xs = state.latencies.slice(-60).sort((a, b) => a - b);
+  if (!xs.length) return "";
+  return ` · input to next frame's start ${xs[xs.length >> 1].toFixed(1)} ms (page's own estimate; on screen later)`;
+}
+
 /** Brings the status line, the CPU notice and the sampling heading up to date. */
 export function setStatus() {
   const e = state.explorer;
@@ -29,7 +38,7 @@ export function setStatus() {
   const n = e.recoveries?.() ?? 0;
   const lost = n ? ` · recovered from ${n} lost GPU device${n > 1 ? "s" : ""}` : "";
   const starting = state.gpuStarting ? " · starting WebGPU…" : "";
-  $("status").textContent = `backend: ${e.backend()}${where}${starting}${t}${lost}`;
+  $("status").textContent = `backend: ${e.backend()}${where}${starting}${t}${latencyEstimate()}${lost}`;
   const note = e.gpuNote();
   $("notice").hidden = !note;
   if (note) {
