@@ -10,7 +10,7 @@
 //   status line shows it live);
 // - time from navigation to the first decoded digit (the page starts on the CPU), and to the
 //   first digit drawn by WebGPU once it has started.
-// Run: `npm run bench:browser [CPU|WebGPU]` (builds first); `node tests/browser/bench.mjs` alone
+// Run: `npm run bench:browser [-- CPU|WebGPU]` (builds first); `node tests/browser/bench.mjs` alone
 // does not build. BENCH_TRACE=PREFIX keeps each backend's trace events in PREFIX-<backend>.json.
 import { writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
