@@ -56,7 +56,14 @@ if [ -z "$want" ]; then
 fi
 if [ "$have" != "$want" ]; then
   # Not --locked: a dependency pinned in its own lock file is not always in the crates index.
-  step cargo install -q wasm-bindgen-cli --version "$want"
+  # --force: cargo remembers what it installed (~/.cargo/.crates.toml), so without it a CLI whose
+  # binary was deleted counts as installed and nothing is done.
+  step cargo install -q --force wasm-bindgen-cli --version "$want"
+  if [ "$dry" != 1 ] && [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)" != "$want" ]; then
+    echo "setup: wasm-bindgen $want was installed, but \`wasm-bindgen --version\` does not answer $want:" \
+      "put cargo's bin folder (usually ~/.cargo/bin) first on PATH, then run this again" >&2
+    exit 1
+  fi
 fi
 
 [ "$mode" = build ] && exit 0

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync, copyFileSync, chmodSync, existsSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync, copyFileSync, chmodSync, existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, delimiter } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,13 +50,13 @@ function shadowPath(dir, hidden, fakes = {}) {
   return bin;
 }
 
-function dryRun({ mode = "test", hide = [], fakes = {}, nodeModules = true }) {
+function dryRun({ mode = "test", hide = [], fakes = {}, nodeModules = true, dry = true }) {
   const dir = mkdtempSync(join(tmpdir(), "setup-test-"));
   try {
     fakeRepo(join(dir, "repo"), { nodeModules });
     const PATH = shadowPath(dir, hide, fakes);
     const r = spawnSync("/bin/bash", [join(dir, "repo/tests/setup.sh"), mode], {
-      env: { ...process.env, PATH, SETUP_DRY_RUN: "1" },
+      env: { ...process.env, PATH, SETUP_DRY_RUN: dry ? "1" : "0" },
       encoding: "utf8",
     });
     const planned = r.stdout.split("\n").filter((l) => l.startsWith("setup: would run: "));
@@ -81,13 +81,25 @@ test("with nothing hidden the plan is empty (npm test installed everything first
 test("wasm-bindgen hidden: plans cargo install of the locked version", () => {
   const r = dryRun({ hide: ["wasm-bindgen"] });
   assert.equal(r.code, 0, r.out);
-  assert.deepEqual(r.planned, [`setup: would run: cargo install -q wasm-bindgen-cli --version ${lockedBindgen}`], r.out);
+  assert.deepEqual(r.planned, [`setup: would run: cargo install -q --force wasm-bindgen-cli --version ${lockedBindgen}`], r.out);
+});
+
+// cargo remembers what it installed: with the binary deleted, `cargo install` without --force
+// says "already installed" and does nothing. This fake cargo does just that, for real (not a dry
+// run): setup must force the install, and when wasm-bindgen still does not answer, say so.
+test("an install that leaves no wasm-bindgen on PATH: forced, then a clear error", () => {
+  const log = join(mkdtempSync(join(tmpdir(), "setup-cargo-")), "args");
+  const cargo = `if [ "$1" = install ]; then echo "$*" > ${log}; exit 0; fi; exec ${realCargo} "$@"`;
+  const r = dryRun({ mode: "build", hide: ["wasm-bindgen"], fakes: { cargo }, dry: false });
+  assert.equal(r.code, 1, r.out);
+  assert.match(r.out, /wasm-bindgen \S+ was installed, but `wasm-bindgen --version` does not answer .*put cargo's bin folder/, r.out);
+  assert.match(readFileSync(log, "utf8"), /^install -q --force wasm-bindgen-cli --version /);
 });
 
 test("a wasm-bindgen of another version: plans the locked one", () => {
   const r = dryRun({ fakes: { "wasm-bindgen": "echo wasm-bindgen 0.2.1" } });
   assert.equal(r.code, 0, r.out);
-  assert.deepEqual(r.planned, [`setup: would run: cargo install -q wasm-bindgen-cli --version ${lockedBindgen}`], r.out);
+  assert.deepEqual(r.planned, [`setup: would run: cargo install -q --force wasm-bindgen-cli --version ${lockedBindgen}`], r.out);
 });
 
 test("the wasm32 target missing: plans rustup target add", () => {
