@@ -2,7 +2,7 @@
 // digit canvas the GPU may draw on itself, and the decode loop that keeps the digit in step
 // with the point, recording for each digit shown the page's own estimate of its drag latency.
 import { $, state, record, fmt } from "./state.js";
-import { setStatus, showError } from "./status.js";
+import { setStatus, setTextSoon, showError } from "./status.js";
 
 // The user-timing mark dropped each time a new digit is on the canvas; the benchmark finds in
 // Chrome's trace the frame that first carries it (DIGIT_MARK in tests/browser/trace.mjs).
@@ -56,7 +56,7 @@ export async function requestDecode(z, inputTime) {
         paintDigit(canvas, pixels);
       }
       $("digit").dataset.z = zz.map((v) => String(v)).join(",");
-      $("zval").textContent = fmt(zz);
+      setTextSoon("zval", fmt(zz));
       setStatus();
       // Cleared at once: the trace keeps it, the page need not.
       performance.mark(DIGIT_MARK);

@@ -29,7 +29,30 @@ function latencyEstimate() {
   return ` · input to next frame's start ${xs[xs.length >> 1].toFixed(1)} ms (page's own estimate; on screen later)`;
 }
 
-/** Brings the status line, the CPU notice and the sampling heading up to date. */
+// Text that changes with every move (the timings, the point's coordinates) is written at most
+// once every TEXT_EVERY_MS, in a task of its own: new text means a layout, and kept off the
+// frames that carry the digits, it does not delay them.
+const TEXT_EVERY_MS = 250;
+const pendingText = new Map();
+let textTimer = null, lastTextWrite = -Infinity;
+
+/** Sets the text of element `id` soon (see TEXT_EVERY_MS); a later call replaces it. */
+export function setTextSoon(id, text) {
+  pendingText.set(id, text);
+  if (textTimer != null) return;
+  const wait = Math.max(0, lastTextWrite + TEXT_EVERY_MS - performance.now());
+  textTimer = setTimeout(() => {
+    textTimer = null;
+    lastTextWrite = performance.now();
+    for (const [el, t] of pendingText) setText(el, t);
+    pendingText.clear();
+  }, wait);
+}
+
+let statusShown = null; // the status line's parts other than the timings, as last written
+
+/** Brings the status line, the CPU notice and the sampling heading up to date. A change of the
+ * status line's timings alone is written soon (setTextSoon), any other change at once. */
 export function setStatus() {
   const e = state.explorer;
   if (!e) return;
@@ -38,12 +61,26 @@ export function setStatus() {
   const n = e.recoveries?.() ?? 0;
   const lost = n ? ` · recovered from ${n} lost GPU device${n > 1 ? "s" : ""}` : "";
   const starting = state.gpuStarting ? " · starting WebGPU…" : "";
-  $("status").textContent = `backend: ${e.backend()}${where}${starting}${t}${latencyEstimate()}${lost}`;
-  const note = e.gpuNote();
-  $("notice").hidden = !note;
-  if (note) {
-    $("notice-text").textContent = CPU_REASONS[note.cause] ?? CPU_REASONS["gpu-failed"];
-    $("notice-detail").textContent = `${note.cause}: ${note.detail}`;
+  const text = `backend: ${e.backend()}${where}${starting}${t}${latencyEstimate()}${lost}`;
+  const parts = `${e.backend()}${where}${starting}${lost}`;
+  if (parts === statusShown) {
+    setTextSoon("status", text);
+  } else {
+    statusShown = parts;
+    pendingText.delete("status");
+    setText("status", text);
   }
-  $("sampling-where").textContent = e.usesGpu() ? "GPU" : "CPU";
+  const note = e.gpuNote();
+  if ($("notice").hidden !== !note) $("notice").hidden = !note;
+  if (note) {
+    setText("notice-text", CPU_REASONS[note.cause] ?? CPU_REASONS["gpu-failed"]);
+    setText("notice-detail", `${note.cause}: ${note.detail}`);
+  }
+  setText("sampling-where", e.usesGpu() ? "GPU" : "CPU");
+}
+
+// Sets an element's text when it differs: setting the same text anew still means a layout.
+function setText(id, text) {
+  const el = $(id);
+  if (el.textContent !== text) el.textContent = text;
 }
