@@ -10,6 +10,7 @@ const MANIFOLD_GRID = 24;  // decoded digits per side of the optional manifold b
 const plane = $("plane");
 const pctx = plane.getContext("2d");
 let planeBackdrop = null; // the scatter, drawn once per model
+let planeBare = false;    // the canvas shows the backdrop alone (no ellipses, no samples)
 
 function toCanvas([x, y]) {
   const s = plane.width / (2 * state.range);
@@ -63,12 +64,26 @@ export function drawBackdrop() {
   }
   pctx.globalAlpha = 1;
   planeBackdrop = pctx.getImageData(0, 0, W, W);
+  planeBare = true;
   $("legend").innerHTML = COLORS.map((c, i) => `<span style="--c:${c}">${i}</span>`).join("");
 }
 
-/** Redraws the plane over its backdrop: the encoder's sigma ellipses, the samples, the point. */
+/** Redraws the plane over its backdrop: the encoder's sigma ellipses, the samples, the point.
+ * While the point is dragged there are neither, and the canvas, left as it is, is not redrawn:
+ * only the point (an element over it) moves. */
 export function drawPlane() {
   if (!planeBackdrop) return;
+  const bare = !state.sigma && !state.samples.length;
+  if (!(bare && planeBare)) drawOverlays();
+  planeBare = bare;
+  // Moved by a transform, in units of the plane's size (cqw, cqh): no layout.
+  const [px, py] = toCanvas(state.z);
+  const point = $("point");
+  point.style.transform = `translate(${(100 * px) / plane.width}cqw, ${(100 * py) / plane.height}cqh)`;
+  point.setAttribute("aria-valuetext", `z = ${fmt(state.z)}`);
+}
+
+function drawOverlays() {
   pctx.putImageData(planeBackdrop, 0, 0);
   // q(z|x) as a 1- and 2-sigma ellipse, when the point came from an encoding.
   if (state.sigma) {
@@ -86,11 +101,6 @@ export function drawPlane() {
     const [cx, cy] = toCanvas(z);
     pctx.beginPath(); pctx.arc(cx, cy, 3, 0, 2 * Math.PI); pctx.fill();
   }
-  const [px, py] = toCanvas(state.z);
-  const point = $("point");
-  point.style.left = `${(100 * px) / plane.width}%`;
-  point.style.top = `${(100 * py) / plane.height}%`;
-  point.setAttribute("aria-valuetext", `z = ${fmt(state.z)}`);
 }
 
 // The decoded manifold: a grid of digits decoded at the centres of the plane's cells, drawn

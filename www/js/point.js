@@ -12,10 +12,12 @@ const SAMPLES = 16;
 export function moveTo(z, { fromEncoder = false, inputTime } = {}) {
   state.z = z;
   if (!fromEncoder) state.sigma = null;
-  $("use-encoder-sigma").disabled = !state.sigma;
-  if (!state.sigma) $("use-encoder-sigma").checked = false;
+  // Each write only when it changes something: while dragging, nothing here does.
+  const useSigma = $("use-encoder-sigma");
+  if (useSigma.disabled !== !state.sigma) useSigma.disabled = !state.sigma;
+  if (!state.sigma && useSigma.checked) useSigma.checked = false;
   state.samples = [];
-  $("samples").innerHTML = "";
+  if ($("samples").firstChild) $("samples").replaceChildren();
   drawPlane();
   requestDecode(z, inputTime);
 }
