@@ -11,7 +11,9 @@ const DIGIT_MARK = "digit-drawn";
 /** Paints `side * side` intensities of `pixels` from `offset` on `canvas`, grey on black. */
 export function paintDigit(canvas, pixels, offset = 0) {
   const n = state.side;
-  canvas.width = n; canvas.height = n;
+  // Setting a canvas's size, even to the one it has, clears it and replaces its buffer.
+  if (canvas.width !== n) canvas.width = n;
+  if (canvas.height !== n) canvas.height = n;
   const ctx = canvas.getContext("2d");
   const img = ctx.createImageData(n, n);
   for (let i = 0; i < n * n; i++) {
