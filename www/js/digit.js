@@ -8,13 +8,14 @@ import { setStatus, setTextSoon, showError } from "./status.js";
 // Chrome's trace the frame that first carries it (DIGIT_MARK in tests/browser/trace.mjs).
 const DIGIT_MARK = "digit-drawn";
 
-/** Paints `side * side` intensities of `pixels` from `offset` on `canvas`, grey on black. */
-export function paintDigit(canvas, pixels, offset = 0) {
+/** Paints `side * side` intensities of `pixels` from `offset` on `canvas`, grey on black;
+ * `contextOptions` are the 2D context's, used if this makes it. */
+export function paintDigit(canvas, pixels, offset = 0, contextOptions = {}) {
   const n = state.side;
   // Setting a canvas's size, even to the one it has, clears it and replaces its buffer.
   if (canvas.width !== n) canvas.width = n;
   if (canvas.height !== n) canvas.height = n;
-  const ctx = canvas.getContext("2d");
+  const ctx = canvas.getContext("2d", contextOptions);
   const img = ctx.createImageData(n, n);
   for (let i = 0; i < n * n; i++) {
     const v = Math.round(Math.max(0, Math.min(1, pixels[offset + i])) * 255);
@@ -55,7 +56,8 @@ export async function requestDecode(z, inputTime) {
       }
       if (pixels) {
         const canvas = state.digitOnGpu ? freshDigitCanvas() : $("digit");
-        paintDigit(canvas, pixels);
+        // Opaque: the compositor draws it without blending, and not what lies under it.
+        paintDigit(canvas, pixels, 0, { alpha: false });
       }
       $("digit").dataset.z = zz.map((v) => String(v)).join(",");
       setTextSoon("zval", fmt(zz));

@@ -8,7 +8,9 @@ const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 const MANIFOLD_GRID = 24;  // decoded digits per side of the optional manifold backdrop
 
 const plane = $("plane");
-const pctx = plane.getContext("2d");
+// Opaque (the backdrop is filled white): the compositor draws it without blending, and not what
+// lies under it, on every frame the point moves over it.
+const pctx = plane.getContext("2d", { alpha: false });
 let planeBackdrop = null; // the scatter, drawn once per model
 let planeBare = false;    // the canvas shows the backdrop alone (no ellipses, no samples)
 
