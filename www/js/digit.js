@@ -3,10 +3,11 @@
 // with the point, recording for each digit shown the page's own estimate of its drag latency.
 import { $, state, record, fmt } from "./state.js";
 import { setStatus, setTextSoon, showError } from "./status.js";
+import { digitMark } from "../pkg/latent_explorer.js";
 
-// The user-timing mark dropped each time a new digit is on the canvas; the benchmark finds in
-// Chrome's trace the frame that first carries it (DIGIT_MARK in tests/browser/trace.mjs).
-const DIGIT_MARK = "digit-drawn";
+// digitMark(): the user-timing mark dropped each time a new digit is on the canvas (by the GPU
+// path in Rust, by this module on the CPU path); the benchmark finds in Chrome's trace the frame
+// that first carries it (DIGIT_MARK in tests/browser/trace.mjs).
 
 /** Paints `side * side` intensities of `pixels` from `offset` on `canvas`, grey on black;
  * `contextOptions` are the 2D context's, used if this makes it. */
@@ -60,11 +61,16 @@ export async function requestDecode(z, inputTime) {
         paintDigit(canvas, pixels, 0, { alpha: false });
       }
       $("digit").dataset.z = zz.map((v) => String(v)).join(",");
+      // The GPU path drops the mark itself, in the task that submits the draw; a mark here, after
+      // the GPU has finished, would fall in a later frame that shows nothing new.
+      if (pixels) {
+        // Cleared at once: the trace keeps it, the page need not.
+        const mark = digitMark();
+        performance.mark(mark);
+        performance.clearMarks(mark);
+      }
       setTextSoon("zval", fmt(zz));
       setStatus();
-      // Cleared at once: the trace keeps it, the page need not.
-      performance.mark(DIGIT_MARK);
-      performance.clearMarks(DIGIT_MARK);
       record(state.work, performance.now() - input);
       requestAnimationFrame(() => record(state.latencies, performance.now() - input));
     }
