@@ -15,7 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::backend::{Backend, Preference};
-use crate::gpu::{DigitTarget, DigitView, FallbackCause, GpuEngine, GpuError};
+use crate::gpu::{DigitTarget, DigitView, DragPath, FallbackCause, GpuEngine, GpuError};
 use crate::preprocess;
 use crate::weights::{self, Embedding};
 
@@ -40,7 +40,7 @@ extern "C" {
 /// which `npm run bench:browser` finds in Chrome's trace to time the frame that shows the digit.
 pub const DIGIT_MARK: &str = "digit-drawn";
 
-/// Drops [`DIGIT_MARK`] and clears it at once: the trace keeps it, the page need not.
+/// Drops [`DIGIT_MARK`], cleared at once: the trace keeps it, the page need not.
 fn mark_digit_drawn() {
     performance_mark(DIGIT_MARK);
     performance_clear_marks(DIGIT_MARK);
@@ -62,6 +62,8 @@ struct DigitSurface {
     surface: wgpu::Surface<'static>,
     view: DigitView,
     size: (u32, u32),
+    /// The drag path's buffers, made with the surface: a digit allocates and awaits nothing.
+    path: DragPath,
 }
 
 impl DigitSurface {
@@ -77,11 +79,14 @@ impl DigitSurface {
         config.format = formats.iter().copied().find(|f| !f.is_srgb()).unwrap_or(config.format.remove_srgb_suffix());
         config.alpha_mode = wgpu::CompositeAlphaMode::Opaque;
         surface.configure(gpu.device(), &config);
-        Ok(DigitSurface { surface, view: DigitView::new(gpu.device(), config.format), size })
+        let view = DigitView::new(gpu.device(), config.format);
+        let path = gpu.drag_path(&view, size)?;
+        Ok(DigitSurface { surface, view, size, path })
     }
 
-    async fn draw(&self, gpu: &GpuEngine, z: &[f32]) -> Result<(), GpuError> {
-        gpu.draw_digit(z, &self.view, || {
+    /// Draws the digit of `z` through the drag path; a GPU error surfaces on the next call.
+    fn draw(&self, gpu: &GpuEngine, z: &[f32]) -> Result<(), GpuError> {
+        gpu.draw_digit_now(&self.path, &self.view, z, || {
             let frame = match self.surface.get_current_texture() {
                 wgpu::CurrentSurfaceTexture::Success(t) | wgpu::CurrentSurfaceTexture::Suboptimal(t) => t,
                 other => return Err(GpuError::Surface(format!("no frame to draw on ({other:?})"))),
@@ -92,7 +97,6 @@ impl DigitSurface {
             mark_digit_drawn();
             Ok(DigitTarget { view, size: self.size, frame: Some(frame) })
         })
-        .await
     }
 }
 
@@ -286,7 +290,8 @@ impl Explorer {
     }
 
     /// Lets the GPU draw the decoded digit on `canvas` (a fresh canvas: it gets a WebGPU
-    /// context). False, and the canvas untouched, when there is no GPU or it cannot draw there.
+    /// context), making the surface and the drag path's buffers. False, and the canvas untouched,
+    /// when there is no GPU or it cannot draw there.
     #[wasm_bindgen(js_name = attachDigit)]
     pub fn attach_digit(&self, canvas: web_sys::HtmlCanvasElement) -> bool {
         let Some(gpu) = self.inner.backend.gpu() else { return false };
@@ -303,8 +308,9 @@ impl Explorer {
 
     /// Shows the decoded digit of one latent point. With an attached canvas and a working GPU
     /// it is decoded and drawn there without a readback, and this resolves to `null` once the
-    /// GPU has finished; otherwise it resolves to the CPU decode's pixels (a Float32Array) for
-    /// the page to paint (a canvas the GPU drew on must then be replaced: it has a WebGPU context).
+    /// draw is submitted (nothing is awaited on the GPU: an error shows on the next call);
+    /// otherwise it resolves to the CPU decode's pixels (a Float32Array) for the page to paint
+    /// (a canvas the GPU drew on must then be replaced: it has a WebGPU context).
     pub fn show(&self, z: Vec<f32>) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -314,7 +320,7 @@ impl Explorer {
                     .backend
                     .on_gpu(|gpu| async move {
                         let digit = inn.digit_surface(&gpu)?;
-                        digit.draw(&gpu, zr).await
+                        digit.draw(&gpu, zr)
                     })
                     .await
                     .map_err(js_err)?;
@@ -378,9 +384,7 @@ pub fn preprocess_rgba(rgba: Vec<u8>, width: usize, height: usize) -> Result<Vec
     preprocess::rgba_to_mnist(&rgba, width, height).map_err(js_err)
 }
 
-// ---- Constants the page shares with the Rust side ----------------------------------------
-// Kept apart from the `Explorer`: values both sides need, exported so that www/ reads them from
-// here instead of repeating them.
+// ---- Constants the page shares with the Rust side, exported so that www/ need not repeat them.
 
 /// The largest picture `preprocessRgba` accepts, in pixels (width times height): the page
 /// refuses a bigger upload with its own message before drawing it onto a canvas.
@@ -389,8 +393,7 @@ pub fn max_upload_pixels() -> usize {
     crate::preprocess::MAX_PIXELS
 }
 
-/// The user-timing mark the page drops when it paints a digit itself (CPU path), the same one
-/// the GPU path drops from here: [`DIGIT_MARK`].
+/// [`DIGIT_MARK`], for the mark the page drops itself when it paints a digit (the CPU path).
 #[wasm_bindgen(js_name = digitMark)]
 pub fn digit_mark() -> String {
     DIGIT_MARK.to_string()

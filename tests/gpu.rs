@@ -314,6 +314,51 @@ fn draw_digit_decodes_and_draws_one_point_without_a_readback() {
     assert!(err.to_string().contains("latent point"), "{err}");
 }
 
+#[test]
+fn the_drag_path_draws_each_point_with_buffers_made_once() {
+    let view = DigitView::new(engine().device(), wgpu::TextureFormat::Rgba8Unorm);
+    let target = digit_target(engine(), 56, 56);
+    let path = engine().drag_path(&view, (56, 56)).unwrap();
+    for z in latent_points(5, 33).chunks(2) {
+        let on_target = || Ok(DigitTarget { view: target.create_view(&Default::default()), size: (56, 56), frame: None });
+        engine().draw_digit_now(&path, &view, z, on_target).unwrap();
+        let worst = drawn_vs_cpu(&read_red(engine(), &target), &vae().decode(z).unwrap(), 56, 56);
+        assert!(worst <= 1, "z {z:?}: the drag path's digit differs from the CPU decode by {worst}/255");
+    }
+    let on_target = || Ok(DigitTarget { view: target.create_view(&Default::default()), size: (56, 56), frame: None });
+    let err = engine().draw_digit_now(&path, &view, &[0.0; 3], on_target).unwrap_err();
+    assert!(err.to_string().contains("latent point"), "{err}");
+}
+
+#[test]
+fn a_failed_drag_draw_is_reported_by_the_next_call_not_awaited() {
+    // Its own engine: the error it provokes stays recorded on the device.
+    let engine = engine_with(EngineOptions::default());
+    let view = DigitView::new(engine.device(), wgpu::TextureFormat::Rgba8Unorm);
+    let path = engine.drag_path(&view, (28, 28)).unwrap();
+    // A target of another format than the view's pipeline: a validation error, which no scope
+    // catches on the drag path.
+    let wrong = engine.device().create_texture(&wgpu::TextureDescriptor {
+        label: Some("wrong format"),
+        size: wgpu::Extent3d { width: 28, height: 28, depth_or_array_layers: 1 },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba16Float,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+        view_formats: &[],
+    });
+    let on_wrong = || Ok(DigitTarget { view: wrong.create_view(&Default::default()), size: (28, 28), frame: None });
+    engine.draw_digit_now(&path, &view, &[0.0, 0.0], on_wrong).unwrap();
+    engine.device().poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    let good = digit_target(&engine, 28, 28);
+    let on_good = || Ok(DigitTarget { view: good.create_view(&Default::default()), size: (28, 28), frame: None });
+    let err = engine.draw_digit_now(&path, &view, &[0.0, 0.0], on_good).unwrap_err();
+    assert!(err.to_string().contains("earlier unchecked draw"), "{err}");
+    // Every other call reports it too, so the backend falls back to the CPU.
+    assert!(pollster::block_on(engine.decode(&[0.0, 0.0])).is_err());
+}
+
 fn read_png(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
     let mut reader = decoder.read_info().unwrap();

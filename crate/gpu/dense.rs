@@ -148,8 +148,17 @@ impl Dense {
         in_stride: usize,
         rows: usize,
     ) -> wgpu::Buffer {
+        let chain = self.prepare_chain(gpu, layers, x, in_stride, rows);
+        self.record(pass, &chain);
+        chain.output
+    }
+
+    /// Everything a chain over `x` needs (activation buffers, uniforms, bind groups), made once:
+    /// the drag path records the same chain for every digit without allocating.
+    pub(super) fn prepare_chain(&self, gpu: &Gpu, layers: &[GpuLayer], x: &wgpu::Buffer, in_stride: usize, rows: usize) -> Chain {
         let layout = self.pipeline.get_bind_group_layout(0);
         let mut input = (x.clone(), in_stride);
+        let mut steps = Vec::with_capacity(layers.len());
         for (li, l) in layers.iter().enumerate() {
             let last = li + 1 == layers.len();
             let width = l.stride();
@@ -175,13 +184,27 @@ impl Dense {
                     wgpu::BindGroupEntry { binding: 4, resource: y.as_entire_binding() },
                 ],
             });
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(l.n_out4().div_ceil(WORKGROUP as usize) as u32, rows.div_ceil(ROWS) as u32, 1);
+            steps.push((bind, (l.n_out4().div_ceil(WORKGROUP as usize) as u32, rows.div_ceil(ROWS) as u32)));
             input = (y, width);
         }
-        input.0
+        Chain { steps, output: input.0 }
     }
+
+    /// Records a prepared chain into a pass.
+    pub(super) fn record(&self, pass: &mut wgpu::ComputePass<'_>, chain: &Chain) {
+        pass.set_pipeline(&self.pipeline);
+        for (bind, (gx, gy)) in &chain.steps {
+            pass.set_bind_group(0, bind, &[]);
+            pass.dispatch_workgroups(*gx, *gy, 1);
+        }
+    }
+}
+
+/// A chain of layers ready to record: each layer's bind group and workgroup grid, and the buffer
+/// the last layer writes.
+pub(super) struct Chain {
+    steps: Vec<(wgpu::BindGroup, (u32, u32))>,
+    pub output: wgpu::Buffer,
 }
 
 #[cfg(test)]

@@ -42,6 +42,9 @@ pub(super) struct Gpu {
     pub(super) max_workgroups: u32,
     timer: Option<Timer>,
     lost: Arc<Mutex<Option<String>>>,
+    /// The first error no error scope caught (the drag path awaits none): reported by the next
+    /// [`Gpu::check_lost`], so a failed draw costs one frame, not a GPU round trip per digit.
+    uncaught: Arc<Mutex<Option<String>>>,
 }
 
 impl Gpu {
@@ -73,6 +76,15 @@ impl Gpu {
                 }
             });
         }
+        let uncaught = Arc::new(Mutex::new(None));
+        {
+            let uncaught = uncaught.clone();
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                if let Ok(mut u) = uncaught.lock() {
+                    u.get_or_insert_with(|| e.to_string());
+                }
+            }));
+        }
         let timer = timestamps.then(|| Timer {
             queries: device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("timer"), ty: wgpu::QueryType::Timestamp, count: 2 }),
             resolve: device.create_buffer(&wgpu::BufferDescriptor {
@@ -84,16 +96,20 @@ impl Gpu {
             period_ns: queue.get_timestamp_period(),
         });
         let max_workgroups = device.limits().max_compute_workgroups_per_dimension;
-        Ok(Gpu { device, queue, max_workgroups, timer, lost })
+        Ok(Gpu { device, queue, max_workgroups, timer, lost, uncaught })
     }
 
     pub(super) fn has_timer(&self) -> bool {
         self.timer.is_some()
     }
 
+    /// A lost device, or an error that no scope caught since (see `uncaught`).
     pub(super) fn check_lost(&self) -> Result<(), GpuError> {
-        match self.lost.lock().ok().and_then(|l| l.clone()) {
-            Some(reason) => Err(GpuError::DeviceLost(reason)),
+        if let Some(reason) = self.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(GpuError::DeviceLost(reason));
+        }
+        match self.uncaught.lock().ok().and_then(|u| u.clone()) {
+            Some(e) => Err(GpuError::Validation(format!("{e} (in an earlier unchecked draw)"))),
             None => Ok(()),
         }
     }

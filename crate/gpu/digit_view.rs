@@ -87,8 +87,15 @@ impl DigitView {
         row: usize,
         side: usize,
         target: &wgpu::TextureView,
-        (width, height): (u32, u32),
+        size: (u32, u32),
     ) {
+        let bind = self.bind(device, batch, row, side, size);
+        self.draw(enc, &bind, target);
+    }
+
+    /// The bind group that draws digit `row` of `batch` onto a target of `width x height`: made
+    /// once and reused by a caller that draws from the same buffer again and again (the drag).
+    pub fn bind(&self, device: &wgpu::Device, batch: &GpuBatch, row: usize, side: usize, (width, height): (u32, u32)) -> wgpu::BindGroup {
         debug_assert!(row < batch.rows && side * side <= batch.width && batch.width <= batch.stride);
         let first = (row * batch.stride * 4) as u64;
         let align = device.limits().min_storage_buffer_offset_alignment as u64;
@@ -100,7 +107,7 @@ impl DigitView {
             contents: bytemuck::bytes_of(&view),
             usage: wgpu::BufferUsages::UNIFORM,
         });
-        let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("digit"),
             layout: &self.pipeline.get_bind_group_layout(0),
             entries: &[
@@ -114,7 +121,11 @@ impl DigitView {
                     }),
                 },
             ],
-        });
+        })
+    }
+
+    /// Records drawing with a bind group from [`DigitView::bind`] over the whole `target`.
+    pub fn draw(&self, enc: &mut wgpu::CommandEncoder, bind: &wgpu::BindGroup, target: &wgpu::TextureView) {
         let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
             label: Some("digit"),
             color_attachments: &[Some(wgpu::RenderPassColorAttachment {
@@ -129,7 +140,7 @@ impl DigitView {
             multiview_mask: None,
         });
         pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &bind, &[]);
+        pass.set_bind_group(0, bind, &[]);
         pass.draw(0..3, 0..1);
     }
 }

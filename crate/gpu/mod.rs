@@ -9,15 +9,18 @@
 //! This file is the engine's public face; the parts live beside it: `error` (what can fail and
 //! what it means for a CPU fallback), `device` (the device, error scopes, buffers, chunking,
 //! timers, readback), `dense` (the dense layer both networks are chains of), `sampler` (the
-//! reparameterization sampler) and `digit_view` (drawing a decoded digit with a render pass).
+//! reparameterization sampler), `digit_view` (drawing a decoded digit with a render pass) and
+//! `drag` (the drag path's buffers, made once).
 
 mod dense;
 mod device;
 mod digit_view;
+mod drag;
 mod error;
 mod sampler;
 
 pub use digit_view::{DigitTarget, DigitView, GpuBatch};
+pub use drag::DragPath;
 pub use error::{FallbackCause, GpuError};
 
 use crate::architecture::Architecture;
@@ -247,6 +250,39 @@ impl GpuEngine {
         })
         .await??;
         gpu.work_done().await
+    }
+
+    /// Makes the drag path's buffers, uniforms and bind groups once, for drawing with `view` onto
+    /// targets of `size`. Not awaited either: an error in making them shows on the first draw.
+    pub fn drag_path(&self, view: &DigitView, size: (u32, u32)) -> Result<DragPath, GpuError> {
+        let (d, gpu) = (self.arch.latent, &self.gpu);
+        gpu.check_lost()?;
+        let z = gpu.storage("drag.z", d, wgpu::BufferUsages::COPY_DST);
+        let chain = self.dense.prepare_chain(gpu, &self.decoder, &z, d, 1);
+        Ok(DragPath::new(z, d, chain, &gpu.device, view, self.arch.input, size))
+    }
+
+    /// Decodes one point and draws it onto the target `target()` hands out, through `path`:
+    /// one buffer write and one submit, nothing allocated, nothing awaited. A GPU error of this
+    /// draw is reported by the next call (or any other engine call).
+    pub fn draw_digit_now(
+        &self,
+        path: &DragPath,
+        view: &DigitView,
+        z: &[f32],
+        target: impl FnOnce() -> Result<DigitTarget, GpuError>,
+    ) -> Result<(), GpuError> {
+        path.check(z)?;
+        self.gpu.check_lost()?;
+        self.gpu.queue.write_buffer(&path.z, 0, bytemuck::cast_slice(z));
+        let t = target()?;
+        let mut enc = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("drag") });
+        path.record(&self.dense, view, &mut enc, &t);
+        self.gpu.queue.submit([enc.finish()]);
+        if let Some(frame) = t.frame {
+            self.gpu.queue.present(frame);
+        }
+        Ok(())
     }
 
     /// Reads a decoded batch back: `rows * width` pixel means.
