@@ -75,6 +75,9 @@ async function shownDigit(page) {
 
 async function waitForIdle(page) {
   await page.waitForFunction(() => !window.explorer.state.decoding && !window.explorer.state.pendingZ);
+  // The GPU path is done once its draw is submitted (nothing is awaited per digit); what is on
+  // screen changes at the next frames. Two animation frames later it shows the last digit.
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
 }
 
 /** The digit shown must be the CPU reference decode of the z it shows, within 2/255. */
