@@ -38,4 +38,4 @@ cargo run --release --locked --bin train -- --limit 2048 --epochs 2 \
 
 echo "== the page in a real browser (Chromium, with and without WebGPU)"
 bash www/build.sh
-node --test --test-concurrency=1 tests/browser/explorer.test.mjs
+node --test --test-concurrency=1 tests/browser/explorer.test.mjs tests/browser/teach.test.mjs

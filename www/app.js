@@ -5,8 +5,9 @@
 //
 // This entry point starts the wasm module, wires the controls and loads the shipped model; the
 // parts live in js/: state (shared), status (what the page says about itself), plane, digit,
-// point (moving it, sampling around it), input (drag, keys, pad, upload) and model (loading,
-// WebGPU). Values the Rust side also defines are read from the wasm module, not repeated here.
+// point (moving it, sampling around it), input (drag, keys, pad, upload), model (loading,
+// WebGPU), models (the menus), compare (the second model), prior and interpolate. Values the
+// Rust side also defines are read from the wasm module, not repeated here.
 import init from "./pkg/latent_explorer.js";
 import { $, state } from "./js/state.js";
 import { showError } from "./js/status.js";
@@ -14,16 +15,14 @@ import { showManifold } from "./js/plane.js";
 import { moveTo, sample } from "./js/point.js";
 import { setupPoint, setupPad, onUpload } from "./js/input.js";
 import { loadModel } from "./js/model.js";
+import { DEFAULT_MODEL, fetchModel, setupModelMenu } from "./js/models.js";
+import { setupCompare } from "./js/compare.js";
+import { setupPrior } from "./js/prior.js";
+import { setupInterpolation } from "./js/interpolate.js";
 
 async function main() {
   // The model downloads while the wasm module compiles.
-  const model = fetch("models/mnist-2d.safetensors").then(
-    async (res) => {
-      if (!res.ok) throw new Error(`Could not fetch the model (HTTP ${res.status}).`);
-      return new Uint8Array(await res.arrayBuffer());
-    },
-    (e) => { throw new Error(`Could not fetch the model (${e.message ?? e}).`); },
-  );
+  const model = fetchModel(DEFAULT_MODEL);
   model.catch(() => {}); // reported below, once the page can show it
   await init();
   setupPoint();
@@ -32,10 +31,9 @@ async function main() {
   $("resample").addEventListener("click", () => { state.seed++; sample(); });
   $("manifold").addEventListener("change", () => { if (state.explorer) showManifold(); });
   $("upload").addEventListener("change", (ev) => onUpload(ev.target.files[0]));
-  $("model-file").addEventListener("change", async (ev) => {
-    const f = ev.target.files[0];
-    if (f) await loadModel(new Uint8Array(await f.arrayBuffer()), `“${f.name}”`);
-  });
+  const menus = setupModelMenu().then(setupCompare);
+  setupPrior();
+  setupInterpolation();
   let bytes;
   try {
     bytes = await model;
@@ -43,6 +41,7 @@ async function main() {
     showError(e.message ?? String(e));
     return;
   }
+  await menus;
   if (await loadModel(bytes, "The shipped model")) {
     // Ready once the first digit is on screen.
     while (state.decoding || !$("digit").dataset.z) await new Promise((r) => setTimeout(r, 10));

@@ -25,6 +25,8 @@
 /** The user-timing mark the page drops each time it shows a new digit (DIGIT_MARK in
  * www/js/digit.js: not imported, as node would parse the page's .js modules twice, warning). */
 export const DIGIT_MARK = "digit-drawn";
+/** The mark compare mode drops when the second model's digit is on its canvas (www/js/compare.js). */
+export const DIGIT_2_MARK = `${DIGIT_MARK}-2`;
 
 export const CATEGORIES = [
   "latencyInfo", "blink.user_timing", "devtools.timeline", "disabled-by-default-devtools.timeline.frame",

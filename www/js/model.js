@@ -7,6 +7,7 @@ import { setStatus, showError } from "./status.js";
 import { drawBackdrop, showManifold } from "./plane.js";
 import { freshDigitCanvas, requestDecode } from "./digit.js";
 import { moveTo } from "./point.js";
+import { showFigures } from "./meta.js";
 
 /** Loads a model file's bytes and shows it; `what` names it in error messages. Resolves to
  * whether it is now the page's model (if not, the previous one stays). */
@@ -38,6 +39,8 @@ export async function loadModel(bytes, what) {
   showError("");
   freshDigitCanvas();
   drawBackdrop();
+  showFigures($("figures"), explorer.metadata());
+  for (const f of state.onModel) f();
   setStatus();
   moveTo([0, 0]);
   if ($("manifold").checked) showManifold();

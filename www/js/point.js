@@ -20,6 +20,8 @@ export function moveTo(z, { fromEncoder = false, inputTime } = {}) {
   if ($("samples").firstChild) $("samples").replaceChildren();
   drawPlane();
   requestDecode(z, inputTime);
+  // Not awaited above: the second model (compare mode) decodes the same z meanwhile.
+  for (const follow of state.onMove) follow(z, fromEncoder, inputTime);
 }
 
 /** Draws SAMPLES latent points around the point, with the slider's sigma or the encoder's. */

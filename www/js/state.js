@@ -17,6 +17,9 @@ export const state = {
   // Drag-to-pixels latency: the input event that asked for the digit being decoded, and for
   // each digit shown, ms from that event to the animation frame that first shows it.
   pendingInput: 0, latencies: [], work: [],
+  // Called with (z, fromEncoder) after every move of the point, and with () after a new model is
+  // loaded: the second plane, the interpolation (compare.js, interpolate.js) follow the point so.
+  onMove: [], onModel: [],
 };
 
 /** Appends a timing to `list`, keeping the last 1000. */

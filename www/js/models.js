@@ -1,0 +1,96 @@
+// The model menus: the shipped models as the manifest (models/models.json) lists them, plus
+// "load your own" (the file picker); fetching a model's bytes with a clear message when a file is
+// missing. The first menu is the page's model; the second, compare mode's (compare.js).
+import { $, state } from "./state.js";
+import { showError } from "./status.js";
+import { loadModel } from "./model.js";
+
+export const MANIFEST = "models/models.json";
+export const DEFAULT_MODEL = "mnist-2d.safetensors";
+// The menu entry that opens the file picker instead of loading a shipped model.
+const OWN = "__own__";
+
+/** The manifest's models, [{file, title, kind, dataset}]; just the default model when the manifest
+ * cannot be read (the page still works). */
+export async function readManifest() {
+  try {
+    const res = await fetch(MANIFEST);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const { models } = await res.json();
+    if (!Array.isArray(models) || !models.every((m) => typeof m?.file === "string")) throw new Error("no list of models");
+    return models.map((m) => ({ ...m, title: String(m.title ?? m.file) }));
+  } catch (e) {
+    console.warn(`${MANIFEST} could not be read (${e.message ?? e}); only the default model is listed`);
+    return [{ file: DEFAULT_MODEL, title: DEFAULT_MODEL }];
+  }
+}
+
+/** The bytes of shipped model `file`; rejects with a sentence naming it and what went wrong. */
+export async function fetchModel(file, title = file) {
+  let res;
+  try {
+    res = await fetch(`models/${encodeURIComponent(file)}`);
+  } catch (e) {
+    throw new Error(`Could not fetch the model “${title}” (${e.message ?? e}).`);
+  }
+  if (res.status === 404) {
+    throw new Error(`The model “${title}” (models/${file}) is not on this server: it has not been trained and shipped yet. Choose another one.`);
+  }
+  if (!res.ok) throw new Error(`Could not fetch the model “${title}” (models/${file}: HTTP ${res.status}).`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** Fills `select` with the models and "load your own". */
+export function fillMenu(select, models, selected) {
+  select.replaceChildren(...models.map((m) => new Option(m.title, m.file, false, m.file === selected)), new Option("load your own…", OWN));
+}
+
+/** Makes `select` load the model chosen: `load(bytes, what)` resolves to whether it took; the
+ * menu goes back to the model in use otherwise. "load your own" clicks `fileInput`. */
+export function wireMenu(select, models, fileInput, load) {
+  let current = select.value;
+  select.addEventListener("change", async () => {
+    const file = select.value;
+    if (file === OWN) {
+      select.value = current;
+      fileInput.click();
+      return;
+    }
+    const m = models.find((x) => x.file === file);
+    try {
+      if (await load(await fetchModel(file, m?.title), `“${m?.title ?? file}”`)) {
+        current = file;
+        return;
+      }
+    } catch (e) {
+      showError(e.message ?? String(e));
+    }
+    select.value = current;
+  });
+  // A file of the user's, loaded through the picker, shows in the menu as such.
+  fileInput.addEventListener("change", () => {
+    const f = fileInput.files[0];
+    if (!f) return;
+    select.querySelector("option[data-own]")?.remove();
+    const o = new Option(`your file: ${f.name}`, `own:${f.name}`, false, false);
+    o.dataset.own = "true";
+    o.disabled = true;
+    select.add(o, select.options.length - 1);
+  });
+  const chosen = () => { current = select.value; };
+  return { markOwn: () => { const o = select.querySelector("option[data-own]"); if (o) { o.selected = true; chosen(); } } };
+}
+
+/** The page's model menu (the first): loads into the page's explorer. */
+export async function setupModelMenu() {
+  const models = await readManifest();
+  state.models = models;
+  const select = $("model-select");
+  fillMenu(select, models, DEFAULT_MODEL);
+  const menu = wireMenu(select, models, $("model-file"), loadModel);
+  $("model-file").addEventListener("change", async (ev) => {
+    const f = ev.target.files[0];
+    if (f && (await loadModel(new Uint8Array(await f.arrayBuffer()), `“${f.name}”`))) menu.markOwn();
+  });
+  return models;
+}

@@ -1,0 +1,96 @@
+// Sampling from the prior: PRIOR_SAMPLES draws z ~ N(0, I) through the sampler (sampleAndDecode
+// with mu = 0 and log-variance 0, so z = eps), shown as dots on the plane(s) and decoded by the
+// page's model and, in compare mode, the second one: the same seed gives both the same z's. The
+// first press uses FIRST_PRIOR_SEED, so everyone sees the same draws; "again" takes the next seed.
+// Beside the grids, each model's prior-coverage figure, and words that follow from those figures.
+import { $, state, fmt } from "./state.js";
+import { setStatus, showError } from "./status.js";
+import { drawPlane } from "./plane.js";
+import { paintDigit } from "./digit.js";
+import { secondExplorer, showSecondDots } from "./compare.js";
+import { kindOf, priorCoverage } from "./meta.js";
+
+export const PRIOR_SAMPLES = 16;
+export const FIRST_PRIOR_SEED = 1;
+
+const percent = (v) => `${(100 * v).toFixed(1)}%`;
+
+/** The words beside the grids, from the figures of the models shown ([{title, meta}]): what the
+ * coverage figure is, each model's, and which covers more. Nothing is claimed that the figures do
+ * not say. */
+export function priorText(shown) {
+  const parts = [`${PRIOR_SAMPLES} draws z ~ N(0, I), the same for every model shown, decoded by each.`];
+  const covers = shown.map(({ title, meta }) => ({ title, kind: kindOf(meta), cover: priorCoverage(meta) }));
+  const known = covers.filter((c) => c.cover != null);
+  if (known.length) {
+    parts.push("Prior coverage is the share of 1,000 fixed draws from N(0, I) that land near a test-set code (within a small distance scaled to the codes' spread):");
+    parts.push(known.map((c) => `${c.title} ${percent(c.cover)}`).join(", ") + ".");
+  } else {
+    parts.push(shown.length > 1 ? "Neither model's file records a prior-coverage figure." : "This model's file records no prior-coverage figure.");
+  }
+  if (known.length === 2 && known[0].cover !== known[1].cover) {
+    const [hi, lo] = known[0].cover > known[1].cover ? known : [known[1], known[0]];
+    parts.push(`More of ${hi.title}'s draws land where its digits are; the rest of ${lo.title}'s land away from its codes, where no test-set digit was encoded.`);
+  }
+  if (covers.some((c) => c.kind === "ae" || c.kind === "pca")) {
+    parts.push("A plain autoencoder has no KL term pulling its codes toward N(0, I): its decoder still draws confident digits between its clusters, but its codes need not lie where the prior's draws fall, some digits get little room, and neighbouring points can decode to different digits.");
+  }
+  return parts.join(" ");
+}
+
+function grid(title, cover, pixels, zs, testid) {
+  const box = document.createElement("figure");
+  box.className = "prior-grid";
+  const cap = document.createElement("figcaption");
+  cap.textContent = cover == null ? title : `${title}: prior coverage ${percent(cover)}`;
+  const cells = document.createElement("div");
+  cells.className = "samples";
+  cells.dataset.testid = testid;
+  zs.forEach((z, i) => {
+    const c = document.createElement("canvas");
+    c.title = `z = ${fmt(z)}`;
+    c.dataset.z = z.join(",");
+    paintDigit(c, pixels, i * state.side * state.side);
+    cells.appendChild(c);
+  });
+  box.append(cap, cells);
+  return box;
+}
+
+/** Draws PRIOR_SAMPLES z's with seed `seed` and shows them for the model(s). */
+export async function drawPrior(seed) {
+  const models = [{ e: state.explorer, title: "this model", testid: "prior-grid" }];
+  const e2 = secondExplorer();
+  if (e2) models.push({ e: e2, title: state.second.title, testid: "prior-grid-2" });
+  if (e2) models[0].title = $("model-select").selectedOptions[0]?.text ?? "the first model";
+  try {
+    // Both at once: neither waits for the other.
+    const results = await Promise.all(models.map(({ e }) => {
+      const d = e.latent();
+      return e.sampleAndDecode(new Float32Array(d), new Float32Array(d), PRIOR_SAMPLES, seed);
+    }));
+    if (models[0].e !== state.explorer) return;
+    const d = state.latent;
+    const zs = Array.from({ length: PRIOR_SAMPLES }, (_, i) => Array.from(results[0].z.slice(i * d, i * d + d)));
+    state.prior = { seed, z: zs, pixels: results.map((r) => Array.from(r.pixels)), z2: results[1] && Array.from(results[1].z) };
+    state.samples = zs.map((z) => [z[0], z[1] ?? 0]);
+    if ($("samples").firstChild) $("samples").replaceChildren();
+    drawPlane();
+    if (e2) showSecondDots(state.samples);
+    const shown = models.map(({ e, title }) => ({ title, meta: e.metadata() }));
+    $("prior-grids").replaceChildren(...models.map(({ title, testid }, k) => grid(title, priorCoverage(shown[k].meta), results[k].pixels, zs, testid)));
+    $("prior-text").textContent = priorText(shown);
+    $("prior-text").hidden = false;
+    $("prior-again").disabled = false;
+    setStatus(); // the GPU may have failed while sampling
+  } catch (err) {
+    showError(`Sampling from the prior failed: ${err.message ?? err}`);
+  }
+}
+
+export function setupPrior() {
+  $("prior-samples").addEventListener("click", () => { state.priorSeed = FIRST_PRIOR_SEED; drawPrior(state.priorSeed); });
+  $("prior-again").addEventListener("click", () => { state.priorSeed = (state.priorSeed ?? FIRST_PRIOR_SEED) + 1; drawPrior(state.priorSeed); });
+  // A new model: the grids showed another model's decodes.
+  state.onModel.push(() => { $("prior-grids").replaceChildren(); $("prior-text").hidden = true; });
+}
