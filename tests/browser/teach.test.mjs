@@ -92,6 +92,10 @@ async function checkCompare(page, first, second) {
   await drag(page, "latent-plane-2", [0.6, 0.6], [0.35, 0.7]);
   const z2 = await assertBothDigits(page, first, second);
   assert.notDeepEqual(z1, z2, "dragging on the second plane did not move the point");
+  // Each plane's figures beside it, from its own file.
+  const elbo = (path) => Number(readMeta(path).test_neg_elbo).toFixed(1);
+  assert.match(await page.locator('[data-testid="figures"]').innerText(), new RegExp(`−ELBO\\s+${elbo(SHIPPED)} nats`));
+  assert.match(await page.locator('[data-testid="figures-2"]').innerText(), new RegExp(`−ELBO\\s+${elbo(SMALL)} nats`));
   // Drawn on the second plane, the point is where the pointer left it: z from that plane's range.
   const [range, box] = [await page.evaluate(() => window.explorer.state.second.range), await page.locator('[data-testid="latent-plane-2"]').boundingBox()];
   const expected = [(0.35 * 2 - 1) * range, (1 - 0.7 * 2) * range];
@@ -204,6 +208,16 @@ test("the model menu lists the manifest, loads a model with its figures, and nam
     assert.ok(worst(px, decode(small, z)) <= TOLERANCE, "the digit is not the new model's decode");
     const elbo = Number(readMeta(SMALL).test_neg_elbo);
     assert.match(await page.locator('[data-testid="figures"]').innerText(), new RegExp(`−ELBO\\s+${elbo.toFixed(1)} nats`));
+    // "load your own" opens the file picker; the file chosen becomes the page's model.
+    const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.locator('[data-testid="model-select"]').selectOption("__own__")]);
+    await chooser.setFiles(SMALL);
+    await page.waitForFunction(() => document.querySelector('[data-testid="model-select"]').selectedOptions[0]?.text === "your file: small.safetensors");
+    // Class names for the legend: the metadata's dataset.classes, else the digits.
+    const names = await page.evaluate(async () => {
+      const { classNames } = await import("./js/meta.js");
+      return [classNames({ dataset: JSON.stringify({ name: "fashion-mnist", classes: ["T-shirt/top", "Trouser"] }) }), classNames({ dataset: "{}" })];
+    });
+    assert.deepEqual(names, [["T-shirt/top", "Trouser"], ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]]);
     // The words for a model without a KL term, from its metadata.
     const rows = await page.evaluate(async () => (await import("./js/meta.js")).figureRows({ kind: "ae", test_mse: "0.0312" }));
     assert.deepEqual(rows, [["model", "plain autoencoder"], ["reconstruction (MSE)", "0.0312 per pixel"], ["KL", "no KL: a plain autoencoder"]]);
