@@ -174,6 +174,8 @@ for (const webgpu of [true, false]) {
       const first = loadModel(SHIPPED), second = loadModel(SMALL);
       if (webgpu) assert.ok(await page.evaluate(() => window.explorer.state.digitOnGpu), "WebGPU did not take over the digit");
       await checkCompare(page, first, second);
+      // With WebGPU, the second model's batches (the prior's sampler, the strip) run there too.
+      if (webgpu) await page.waitForFunction(() => window.explorer.state.second.explorer.usesGpu() && window.explorer.state.explorer.usesGpu(), null, { timeout: 60000 });
       await checkPrior(page, first, second);
       await checkInterpolation(page, first, second);
       // The second menu's default model may not be shipped yet: its 404 is no error here.

@@ -1,8 +1,9 @@
 // Compare mode: a second model beside the page's, with its own plane (scatter, optional
 // manifold, figures) and digit. The point is one z for both: dragging on either plane moves it
 // (point.js's moveTo), and the second model decodes each z as the first does, neither waiting for
-// the other. The second model runs on the CPU reference, whose decode of one point takes a few
-// milliseconds; its digit is painted like the first model's CPU path.
+// the other. The second model's digit is decoded on the CPU reference (a few milliseconds a point)
+// and painted like the first model's CPU path; its batches (prior samples, interpolation, the
+// manifold) go to WebGPU as the first model's do, when the page's backend choice allows.
 import { Explorer, digitMark } from "../pkg/latent_explorer.js";
 import { $, state, record } from "./state.js";
 import { showError } from "./status.js";
@@ -71,7 +72,7 @@ async function loadSecond(bytes, what) {
   const ticket = ++second.ticket;
   let e;
   try {
-    e = await Explorer.load(bytes, "cpu");
+    e = await Explorer.load(bytes, new URLSearchParams(location.search).get("backend") ?? "");
   } catch (err) {
     showError(`${what}: ${err.message ?? err}`);
     return false;
@@ -88,6 +89,8 @@ async function loadSecond(bytes, what) {
   second.explorer?.free?.();
   Object.assign(second, { explorer: e, title: what.replace(/^“(.*)”$/, "$1"), range: rangeOf(e), manifold: null, dots: [] });
   showError("");
+  // Not awaited: the CPU serves until the GPU is ready, if it ever is.
+  e.startGpu().catch(() => {});
   showLegend($("legend-2"), e);
   showFigures($("figures-2"), e.metadata());
   await showSecondManifold();
