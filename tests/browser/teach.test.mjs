@@ -167,6 +167,29 @@ async function checkInterpolation(page, first, second) {
   await assertBothDigits(page, first, second);
 }
 
+/** With prefers-reduced-motion the point goes straight to the far end; the ends here are the
+ * last two encoded uploads ("between the last two encodings"). */
+async function checkReducedMotionFromEncodings(page) {
+  await page.emulateMedia({ reducedMotion: "reduce" });
+  const encoded = [];
+  for (const name of ["digit-7-test0.png", "digit-0-test3.png"]) {
+    const before = await page.evaluate(() => window.explorer.state.z.slice());
+    await page.locator('[data-testid="upload"]').setInputFiles(new URL(`../fixtures/${name}`, import.meta.url).pathname);
+    await page.waitForFunction((b) => window.explorer.state.sigma && (window.explorer.state.z[0] !== b[0] || window.explorer.state.z[1] !== b[1]), before);
+    encoded.push(await page.evaluate(() => window.explorer.state.z.slice()));
+  }
+  await waitForIdle(page);
+  // Every z the point is moved to from now on.
+  await page.evaluate(() => { window.visited = []; window.explorer.state.onMove.push((z) => window.visited.push(z.slice())); });
+  const before = await page.evaluate(() => window.explorer.state.interpolation);
+  await page.click('[data-testid="interpolate-encoded"]');
+  await page.waitForFunction((b) => window.explorer.state.interpolation !== b, before);
+  await waitForIdle(page);
+  const { interpolation, visited } = await page.evaluate(() => ({ interpolation: window.explorer.state.interpolation, visited: window.visited }));
+  assert.deepEqual([interpolation.a, interpolation.b], encoded, "the ends are not the last two encodings");
+  assert.deepEqual(visited, [encoded[1]], "with reduced motion the point should go straight to the far end");
+}
+
 for (const webgpu of [true, false]) {
   test(`compare mode, prior samples and interpolation decode what they claim (${webgpu ? "WebGPU" : "CPU"})`, { timeout: 300000 }, async () => {
     const { browser, page, errors } = await openPage(base, { webgpu, query: webgpu ? "?backend=webgpu" : "" });
@@ -178,6 +201,7 @@ for (const webgpu of [true, false]) {
       if (webgpu) await page.waitForFunction(() => window.explorer.state.second.explorer.usesGpu() && window.explorer.state.explorer.usesGpu(), null, { timeout: 60000 });
       await checkPrior(page, first, second);
       await checkInterpolation(page, first, second);
+      if (!webgpu) await checkReducedMotionFromEncodings(page);
       // The second menu's default model may not be shipped yet: its 404 is no error here.
       assert.deepEqual(errors.filter((e) => !/404/.test(e)), []);
     } finally {
