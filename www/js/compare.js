@@ -42,7 +42,7 @@ function drawSecondPlane() {
   const m = $("manifold-2").checked && second.manifold?.explorer === e ? second.manifold.canvas : null;
   second.backdrop = paintBackdrop(ctx, e, second.range, m);
   drawDots(ctx, second.range, second.dots);
-  placePoint($("point-2"), plane, second.range, state.z);
+  placePoint($("point-2"), plane, second.range, state.z, false);
 }
 
 /** Dots for latent points `zs` on the second plane (prior samples); cleared by the next move. */
@@ -134,7 +134,7 @@ function follow(z, _fromEncoder, inputTime) {
     second.dots = [];
     ctx.putImageData(second.backdrop, 0, 0);
   }
-  placePoint($("point-2"), plane, second.range, z);
+  placePoint($("point-2"), plane, second.range, z, false);
   decodeSecond(z, inputTime);
 }
 
@@ -189,7 +189,7 @@ export function setupCompare(models) {
   const menu = wireMenu(select, models, $("model-file-2"), loadSecond);
   $("model-file-2").addEventListener("change", async (ev) => {
     const f = ev.target.files[0];
-    if (f && (await loadSecond(new Uint8Array(await f.arrayBuffer()), `“${f.name}”`))) menu.markOwn();
+    if (f && (await loadSecond(new Uint8Array(await f.arrayBuffer()), `“${f.name}”`))) menu.markOwn(f.name);
   });
   $("compare").addEventListener("change", () => setCompare($("compare").checked));
   $("manifold-2").addEventListener("change", showSecondManifold);

@@ -67,18 +67,17 @@ export function wireMenu(select, models, fileInput, load) {
     }
     select.value = current;
   });
-  // A file of the user's, loaded through the picker, shows in the menu as such.
-  fileInput.addEventListener("change", () => {
-    const f = fileInput.files[0];
-    if (!f) return;
-    select.querySelector("option[data-own]")?.remove();
-    const o = new Option(`your file: ${f.name}`, `own:${f.name}`, false, false);
-    o.dataset.own = "true";
-    o.disabled = true;
-    select.add(o, select.options.length - 1);
-  });
-  const chosen = () => { current = select.value; };
-  return { markOwn: () => { const o = select.querySelector("option[data-own]"); if (o) { o.selected = true; chosen(); } } };
+  return {
+    /** A file of the user's, loaded through the picker, shows in the menu as such. */
+    markOwn(name) {
+      select.querySelector("option[data-own]")?.remove();
+      const o = new Option(`your file: ${name}`, `own:${name}`, false, true);
+      o.dataset.own = "true";
+      o.disabled = true;
+      select.add(o, select.options.length - 1);
+      current = o.value;
+    },
+  };
 }
 
 /** The page's model menu (the first): loads into the page's explorer. */
@@ -90,7 +89,7 @@ export async function setupModelMenu() {
   const menu = wireMenu(select, models, $("model-file"), loadModel);
   $("model-file").addEventListener("change", async (ev) => {
     const f = ev.target.files[0];
-    if (f && (await loadModel(new Uint8Array(await f.arrayBuffer()), `“${f.name}”`))) menu.markOwn();
+    if (f && (await loadModel(new Uint8Array(await f.arrayBuffer()), `“${f.name}”`))) menu.markOwn(f.name);
   });
   return models;
 }

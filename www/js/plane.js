@@ -119,12 +119,14 @@ export function drawPlane() {
 }
 
 /** Moves the point element `point` over `canvas` (showing [-range, range]²) to `z`, clamped to
- * the plane: by a transform, in units of the plane's size (cqw, cqh), so with no layout. */
-export function placePoint(point, canvas, range, z) {
+ * the plane: by a transform, in units of the plane's size (cqw, cqh), so with no layout. A point
+ * that is a `slider` (the first; the second is hidden from assistive technology) also gets its
+ * value as text. */
+export function placePoint(point, canvas, range, z, slider = true) {
   const clamped = z.map((v) => Math.max(-range, Math.min(range, v)));
   const [px, py] = toCanvasOf(canvas.width, range, clamped);
   point.style.transform = `translate(${(100 * px) / canvas.width}cqw, ${(100 * py) / canvas.height}cqh)`;
-  point.setAttribute("aria-valuetext", `z = ${fmt(z)}`);
+  if (slider) point.setAttribute("aria-valuetext", `z = ${fmt(z)}`);
 }
 
 function drawOverlays() {
