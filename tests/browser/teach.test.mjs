@@ -96,6 +96,19 @@ async function checkCompare(page, first, second) {
   const elbo = (path) => Number(readMeta(path).test_neg_elbo).toFixed(1);
   assert.match(await page.locator('[data-testid="figures"]').innerText(), new RegExp(`−ELBO\\s+${elbo(SHIPPED)} nats`));
   assert.match(await page.locator('[data-testid="figures-2"]').innerText(), new RegExp(`−ELBO\\s+${elbo(SMALL)} nats`));
+  // The second plane's own manifold backdrop: its cells are the second model's decodes.
+  await page.locator('[data-testid="manifold-2"]').check();
+  await page.waitForFunction(() => window.explorer.state.second.manifold?.explorer === window.explorer.state.second.explorer);
+  const m = await page.evaluate(() => {
+    const { manifold, range } = window.explorer.state.second;
+    return { range, z: Array.from(manifold.z), cells: [0, 100, 300].map((c) => Array.from(manifold.pixels.slice(c * 784, (c + 1) * 784))) };
+  });
+  const grid = Math.round(Math.sqrt(m.z.length / 2));
+  [0, 100, 300].forEach((c, k) => {
+    const centre = [-m.range + (((c % grid) + 0.5) * 2 * m.range) / grid, m.range - ((Math.floor(c / grid) + 0.5) * 2 * m.range) / grid];
+    const e = worst(m.cells[k], decode(second, centre));
+    assert.ok(e <= TOLERANCE, `second manifold cell ${c} differs from the second model's decode of ${centre} by ${e * 255}/255`);
+  });
   // Drawn on the second plane, the point is where the pointer left it: z from that plane's range.
   const [range, box] = [await page.evaluate(() => window.explorer.state.second.range), await page.locator('[data-testid="latent-plane-2"]').boundingBox()];
   const expected = [(0.35 * 2 - 1) * range, (1 - 0.7 * 2) * range];
