@@ -87,6 +87,7 @@ fn a_custom_data_set_loads_and_mismatched_counts_are_refused() {
 fn real_mnist_loads_with_the_known_statistics() {
     let d = common::mnist();
     assert_eq!((d.name.as_str(), d.n_train(), d.n_test(), d.rows, d.cols), ("mnist", 60_000, 10_000, 28, 28));
+    assert_eq!(d.metadata_json()["classes"], serde_json::json!(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]));
     let mean = d.train_images.iter().map(|&p| p as f64).sum::<f64>() / d.train_images.len() as f64 / 255.0;
     assert!((mean - 0.130660476274).abs() < 1e-9, "pixel mean {mean}");
     assert_eq!(d.train_images_sha256(), MNIST_SHA256[0]);
@@ -144,6 +145,7 @@ fn a_subset_of_mnist_trains_as_a_custom_set_from_a_named_folder_but_not_in_the_m
     assert_eq!(meta["name"], "custom");
     assert_eq!(meta["sha256"]["train-images-idx3-ubyte"], d.files_sha256[0].as_str());
     assert_eq!(meta["folder"], dir.file_name().unwrap().to_str().unwrap());
+    assert!(meta.get("classes").is_none(), "a custom set's labels have no names: {meta}");
     // The managed folder holds the canonical MNIST only.
     let err = dataset::load_managed(&dir).unwrap_err().to_string();
     assert!(err.contains("train-images") && err.contains("the file is corrupt or not the canonical one"), "{err}");
@@ -174,6 +176,9 @@ fn fashion_mnist_is_recognised_when_installed() {
     }
     let d = dataset::load_dir(dir).unwrap();
     assert_eq!((d.name.as_str(), d.n_train(), d.n_test()), ("fashion-mnist", 60_000, 10_000));
+    // Every model trained from it records its legend, in label order.
+    let legend = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+    assert_eq!(d.metadata_json()["classes"], serde_json::json!(legend));
 }
 
 #[test]
