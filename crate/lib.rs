@@ -35,6 +35,7 @@ pub mod model;
 pub mod preprocess;
 pub mod projection;
 pub mod rng;
+pub mod testset;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]
