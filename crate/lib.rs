@@ -26,6 +26,7 @@ pub mod architecture;
 pub mod backend;
 pub mod classes;
 pub mod corrupt;
+pub mod elbo;
 pub mod error;
 pub mod gemm;
 pub mod gpu;
