@@ -1,6 +1,6 @@
 //! Robustness of everything that parses bytes a user or a file controls, on stable Rust:
 //! the fuzz corpus (tests/fuzz/corpus) replayed through the fuzz targets' own checks, and
-//! property tests that mutate valid inputs (the shipped model, IDX files raw and gzipped, a
+//! property tests that mutate valid inputs (the shipped model and test subset, IDX files raw and gzipped, a
 //! checkpoint, pictures) thousands of times. Never a panic; every failure a specific error;
 //! every success internally consistent. Plus one regression test per bug the fuzzers found.
 
@@ -465,6 +465,32 @@ fn tiny_models_mutated_load_or_fail_specifically() {
 #[test]
 fn a_checkpoint_mutated_loads_or_fails_specifically() {
     property("checkpoint", 5000, mutations(), |muts| checks::checkpoint(&mutated(tiny_checkpoint(), &muts, Layout::Safetensors)));
+}
+
+/// The page parses the shipped test subsets (`testset::from_bytes`): mutated, they load with
+/// every label naming a class and one image per label, or fail with a reading error.
+#[test]
+fn the_shipped_test_subset_mutated_loads_or_fails_specifically() {
+    use latent_explorer::testset::{self, TestSetError};
+    let base = std::fs::read(root().join("www/models/testset-mnist.safetensors")).expect("the shipped test subset");
+    property("test subset", 5000, mutations(), |muts| match testset::from_bytes(&mutated(&base, &muts, Layout::Safetensors)) {
+        Ok(set) => {
+            assert_eq!(set.images.len(), set.labels.len() * testset::PIXELS);
+            assert!(set.labels.iter().all(|&l| (l as usize) < set.classes.len()), "a label without a class loaded");
+            "ok"
+        }
+        Err(e) => {
+            assert!(!e.to_string().trim().is_empty());
+            match e {
+                TestSetError::Format(_) => "format",
+                TestSetError::MissingTensor(_) | TestSetError::UnexpectedTensor(_) => "tensor names",
+                TestSetError::DType { .. } | TestSetError::Shape { .. } => "dtype or shape",
+                TestSetError::Metadata { .. } => "metadata",
+                TestSetError::Label { .. } => "label",
+                other => panic!("reading a file gave a selection error: {other}"),
+            }
+        }
+    });
 }
 
 #[test]
