@@ -24,6 +24,7 @@
 
 pub mod architecture;
 pub mod backend;
+pub mod corrupt;
 pub mod error;
 pub mod gemm;
 pub mod gpu;
