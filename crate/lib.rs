@@ -32,6 +32,7 @@ pub mod idx;
 pub mod loss;
 pub mod model;
 pub mod preprocess;
+pub mod projection;
 pub mod rng;
 pub mod weights;
 
