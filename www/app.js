@@ -14,6 +14,7 @@ import { showManifold } from "./js/plane.js";
 import { moveTo, sample } from "./js/point.js";
 import { setupPoint, setupPad, onUpload } from "./js/input.js";
 import { loadModel } from "./js/model.js";
+import { setupCorrupt } from "./js/corrupt.js";
 
 async function main() {
   // The model downloads while the wasm module compiles.
@@ -28,6 +29,7 @@ async function main() {
   await init();
   setupPoint();
   setupPad();
+  setupCorrupt();
   $("sigma").addEventListener("input", () => { $("sigmaval").textContent = Number($("sigma").value).toFixed(2); });
   $("resample").addEventListener("click", () => { state.seed++; sample(); });
   $("manifold").addEventListener("change", () => { if (state.explorer) showManifold(); });

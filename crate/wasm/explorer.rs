@@ -166,6 +166,11 @@ impl Explorer {
         self.inner.backend.vae().arch().latent
     }
 
+    /// Input size in pixels (784 for MNIST models).
+    pub fn input(&self) -> usize {
+        self.inner.backend.vae().arch().input
+    }
+
     /// Image side in pixels (28 for MNIST models).
     pub fn side(&self) -> usize {
         (self.inner.backend.vae().arch().input as f64).sqrt() as usize

@@ -8,12 +8,14 @@
 //!
 //! One file per idea: `browser` (the browser's clock, marks, WebGPU detection, conversions to
 //! JavaScript values), `surface` (the digit canvas's WebGPU surface), `explorer` (the `Explorer`
-//! class), `inputs` (preprocessing exports and the constants the page shares with Rust).
+//! class), `inputs` (preprocessing exports and the constants the page shares with Rust), `teach`
+//! (what the teaching panels need: corruption, the ELBO, principal axes, the test subset).
 
 mod browser;
 mod explorer;
 mod inputs;
 mod surface;
+mod teach;
 
 pub use browser::DIGIT_MARK;
 pub use explorer::Explorer;

@@ -1,8 +1,10 @@
 // The latent plane: the scatter of the test set's encodings as a backdrop (optionally over the
 // decoded manifold), the point and the samples drawn on it, and the mapping between canvas
-// and latent coordinates.
+// and latent coordinates. A latent of more than two dimensions is seen along its principal
+// axes (latent.js): the plane's coordinates are those along the first two.
 import { $, state, fmt } from "./state.js";
 import { showError } from "./status.js";
+import { toPlane, fromPlane, restCoords } from "./latent.js";
 
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const MANIFOLD_GRID = 24;  // decoded digits per side of the optional manifold backdrop
@@ -31,36 +33,42 @@ export function fromClient(clientX, clientY) {
  * sets the plane's range from its embedding. */
 export function drawBackdrop() {
   const e = state.explorer;
-  const mu = e.embeddingMu(), labels = e.embeddingLabels(), d = state.latent;
+  const { xy, labels } = state.embedding ?? { xy: [], labels: [] };
   // A symmetric range that holds 99.5% of the points, rounded up to a whole unit.
   const mags = [];
-  for (let i = 0; i < labels.length; i++) mags.push(Math.max(Math.abs(mu[i * d]), Math.abs(mu[i * d + 1] ?? 0)));
+  for (let i = 0; i < labels.length; i++) mags.push(Math.max(Math.abs(xy[2 * i]), Math.abs(xy[2 * i + 1])));
   mags.sort((a, b) => a - b);
-  state.range = mags.length ? Math.max(2, Math.ceil(mags[Math.floor(mags.length * 0.995)] ?? 3)) : 4;
+  // Along principal axes the spread can be far below a unit (a collapsed posterior): round up
+  // to 1, 2 or 5 times a power of ten instead.
+  const q = mags[Math.floor(mags.length * 0.995)] ?? 3;
+  state.range = !mags.length ? 4 : state.projection ? niceCeil(q) : Math.max(2, Math.ceil(q));
+  const step = state.range >= 2 ? 1 : state.range / 2; // grid spacing
   const W = plane.width;
   pctx.fillStyle = "#fff";
   pctx.fillRect(0, 0, W, W);
-  if ($("manifold").checked && state.manifold?.explorer === e && state.manifold.range === state.range) {
+  if ($("manifold").checked && manifoldIsCurrent(e)) {
     pctx.drawImage(state.manifold.canvas, 0, 0, W, W);
   }
   // Axes and unit grid.
   pctx.strokeStyle = "#eee";
   pctx.fillStyle = "#888";
   pctx.font = "11px system-ui";
-  for (let v = -state.range; v <= state.range; v++) {
+  for (let v = -state.range; v <= state.range + 1e-9; v += step) {
     const [cx] = toCanvas([v, 0]);
     const [, cy] = toCanvas([0, v]);
     pctx.beginPath(); pctx.moveTo(cx, 0); pctx.lineTo(cx, W); pctx.stroke();
     pctx.beginPath(); pctx.moveTo(0, cy); pctx.lineTo(W, cy); pctx.stroke();
-    if (v !== 0) { pctx.fillText(String(v), cx + 2, W / 2 - 3); pctx.fillText(String(v), W / 2 + 3, cy - 2); }
+    const label = String(Number(v.toPrecision(3)));
+    if (Math.abs(v) > 1e-9) { pctx.fillText(label, cx + 2, W / 2 - 3); pctx.fillText(label, W / 2 + 3, cy - 2); }
   }
   pctx.strokeStyle = "#bbb";
   pctx.beginPath(); pctx.moveTo(W / 2, 0); pctx.lineTo(W / 2, W); pctx.moveTo(0, W / 2); pctx.lineTo(W, W / 2); pctx.stroke();
-  pctx.fillText("z₁", W - 16, W / 2 + 14);
-  pctx.fillText("z₂", W / 2 + 6, 12);
+  const [h, v] = state.projection ? ["a₁", "a₂"] : ["z₁", "z₂"]; // principal axes, or z's own
+  pctx.fillText(h, W - 16, W / 2 + 14);
+  pctx.fillText(v, W / 2 + 6, 12);
   pctx.globalAlpha = 0.55;
   for (let i = 0; i < labels.length; i++) {
-    const [cx, cy] = toCanvas([mu[i * d], mu[i * d + 1] ?? 0]);
+    const [cx, cy] = toCanvas([xy[2 * i], xy[2 * i + 1]]);
     pctx.fillStyle = COLORS[labels[i] % 10];
     pctx.fillRect(cx - 1.2, cy - 1.2, 2.4, 2.4);
   }
@@ -79,7 +87,7 @@ export function drawPlane() {
   if (!(bare && planeBare)) drawOverlays();
   planeBare = bare;
   // Moved by a transform, in units of the plane's size (cqw, cqh): no layout.
-  const [px, py] = toCanvas(state.z);
+  const [px, py] = toCanvas(toPlane(state.z));
   const point = $("point");
   point.style.transform = `translate(${(100 * px) / plane.width}cqw, ${(100 * py) / plane.height}cqh)`;
   point.setAttribute("aria-valuetext", `z = ${fmt(state.z)}`);
@@ -87,8 +95,9 @@ export function drawPlane() {
 
 function drawOverlays() {
   pctx.putImageData(planeBackdrop, 0, 0);
-  // q(z|x) as a 1- and 2-sigma ellipse, when the point came from an encoding.
-  if (state.sigma) {
+  // q(z|x) as a 1- and 2-sigma ellipse, when the point came from an encoding (2-D latents: a
+  // larger one's sigma lies along z's axes, not the plane's).
+  if (state.sigma && !state.projection) {
     const s = plane.width / (2 * state.range);
     const [cx, cy] = toCanvas(state.z);
     pctx.strokeStyle = "#d1495b";
@@ -100,7 +109,7 @@ function drawOverlays() {
   }
   pctx.fillStyle = "#111";
   for (const z of state.samples) {
-    const [cx, cy] = toCanvas(z);
+    const [cx, cy] = toCanvas(toPlane(z));
     pctx.beginPath(); pctx.arc(cx, cy, 3, 0, 2 * Math.PI); pctx.fill();
   }
 }
@@ -110,18 +119,17 @@ function drawOverlays() {
 // decoder draws where.
 export async function showManifold() {
   const e = state.explorer;
-  if (!$("manifold").checked || (state.manifold?.explorer === e && state.manifold.range === state.range)) {
+  if (!$("manifold").checked || manifoldIsCurrent(e)) {
     drawBackdrop();
     drawPlane();
     return;
   }
   const G = MANIFOLD_GRID, n = state.side, range = state.range, d = state.latent;
-  const z = new Float32Array(G * G * d);
+  const z = new Float32Array(G * G * d), rest = restCoords().join();
   for (let i = 0; i < G; i++) {
     for (let j = 0; j < G; j++) {
-      const k = (i * G + j) * d;
-      z[k] = -range + ((j + 0.5) * 2 * range) / G;      // column: z1 left to right
-      if (d > 1) z[k + 1] = range - ((i + 0.5) * 2 * range) / G; // row: z2 top to bottom
+      // Column: the first plane axis left to right; row: the second, top to bottom.
+      z.set(fromPlane([-range + ((j + 0.5) * 2 * range) / G, range - ((i + 0.5) * 2 * range) / G]), (i * G + j) * d);
     }
   }
   try {
@@ -141,10 +149,22 @@ export async function showManifold() {
     }
     ctx.putImageData(img, 0, 0);
     if (state.explorer !== e) return;
-    state.manifold = { explorer: e, range, canvas, z, pixels };
+    state.manifold = { explorer: e, range, rest, canvas, z, pixels };
     drawBackdrop();
     drawPlane();
   } catch (err) {
     showError(`Decoding the manifold failed: ${err.message ?? err}`);
   }
+}
+
+// Whether the manifold drawn last belongs to this model, range and other axes' coordinates.
+function manifoldIsCurrent(e) {
+  const m = state.manifold;
+  return m?.explorer === e && m.range === state.range && m.rest === restCoords().join();
+}
+
+// The smallest of 1, 2, 5 times a power of ten that is at least `q` (and at least 0.01).
+function niceCeil(q) {
+  const p = 10 ** Math.floor(Math.log10(Math.max(q, 0.01)));
+  return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= q - 1e-12) ?? 10 * p;
 }
