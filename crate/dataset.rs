@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::classes;
 use crate::error::DataError;
 use crate::fsutil::atomic_write;
 use crate::idx;
@@ -80,14 +81,19 @@ impl Dataset {
     pub fn metadata_json(&self) -> serde_json::Value {
         let sha: serde_json::Map<String, serde_json::Value> =
             FILES.iter().zip(&self.files_sha256).map(|(f, s)| (f.to_string(), s.clone().into())).collect();
-        serde_json::json!({
+        let mut meta = serde_json::json!({
             "name": self.name,
             "folder": self.dir.file_name().map(|n| n.to_string_lossy().into_owned()),
             "train_images_sha256": self.train_images_sha256(),
             "sha256": sha,
             "train_examples": self.n_train(),
             "test_examples": self.n_test(),
-        })
+        });
+        // The legend of every model trained from it; a custom set's labels have no names.
+        if let Some(names) = classes::for_dataset(&self.name) {
+            meta["classes"] = names.into();
+        }
+        meta
     }
     /// Keeps only the first `n` training examples.
     pub fn limit_train(&mut self, n: usize) {

@@ -24,7 +24,9 @@
 
 pub mod architecture;
 pub mod backend;
+pub mod classes;
 pub mod corrupt;
+pub mod elbo;
 pub mod error;
 pub mod gemm;
 pub mod gpu;
@@ -34,6 +36,7 @@ pub mod model;
 pub mod preprocess;
 pub mod projection;
 pub mod rng;
+pub mod testset;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]

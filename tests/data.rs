@@ -87,6 +87,7 @@ fn a_custom_data_set_loads_and_mismatched_counts_are_refused() {
 fn real_mnist_loads_with_the_known_statistics() {
     let d = common::mnist();
     assert_eq!((d.name.as_str(), d.n_train(), d.n_test(), d.rows, d.cols), ("mnist", 60_000, 10_000, 28, 28));
+    assert_eq!(d.metadata_json()["classes"], serde_json::json!(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]));
     let mean = d.train_images.iter().map(|&p| p as f64).sum::<f64>() / d.train_images.len() as f64 / 255.0;
     assert!((mean - 0.130660476274).abs() < 1e-9, "pixel mean {mean}");
     assert_eq!(d.train_images_sha256(), MNIST_SHA256[0]);
@@ -144,6 +145,7 @@ fn a_subset_of_mnist_trains_as_a_custom_set_from_a_named_folder_but_not_in_the_m
     assert_eq!(meta["name"], "custom");
     assert_eq!(meta["sha256"]["train-images-idx3-ubyte"], d.files_sha256[0].as_str());
     assert_eq!(meta["folder"], dir.file_name().unwrap().to_str().unwrap());
+    assert!(meta.get("classes").is_none(), "a custom set's labels have no names: {meta}");
     // The managed folder holds the canonical MNIST only.
     let err = dataset::load_managed(&dir).unwrap_err().to_string();
     assert!(err.contains("train-images") && err.contains("the file is corrupt or not the canonical one"), "{err}");
@@ -174,6 +176,9 @@ fn fashion_mnist_is_recognised_when_installed() {
     }
     let d = dataset::load_dir(dir).unwrap();
     assert_eq!((d.name.as_str(), d.n_train(), d.n_test()), ("fashion-mnist", 60_000, 10_000));
+    // Every model trained from it records its legend, in label order.
+    let legend = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+    assert_eq!(d.metadata_json()["classes"], serde_json::json!(legend));
 }
 
 #[test]
@@ -201,4 +206,35 @@ fn a_download_with_the_wrong_content_is_refused_and_leaves_nothing() {
     let err = dataset::download(&dir, &["t10k-labels-idx1-ubyte"], std::slice::from_ref(&server.base)).unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The shipped test subsets are the first 200 test images of each class, in test-set order,
+/// byte for byte: chosen again here by counting labels, independently of `testset`.
+#[test]
+fn the_shipped_test_subsets_are_the_first_200_of_each_class() {
+    let fashion = std::path::Path::new("/usr/share/datasets/fashion-mnist");
+    let fashion_data = fashion.join("t10k-images-idx3-ubyte.gz").exists().then(|| dataset::load_dir(fashion).unwrap());
+    let mut sets = vec![("testset-mnist.safetensors", common::mnist())];
+    if let Some(f) = &fashion_data {
+        sets.push(("testset-fashion-mnist.safetensors", f));
+    }
+    for (file, d) in sets {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models").join(file);
+        let set = latent_explorer::testset::from_bytes(&fs::read(&path).unwrap()).unwrap();
+        let (mut images, mut labels, mut seen) = (Vec::new(), Vec::new(), [0usize; 10]);
+        for (i, &l) in d.test_labels.iter().enumerate() {
+            if seen[l as usize] < 200 {
+                seen[l as usize] += 1;
+                images.extend_from_slice(&d.test_images[i * 784..(i + 1) * 784]);
+                labels.push(l);
+            }
+        }
+        assert_eq!(labels.len(), 2000, "{file}");
+        assert_eq!(set.labels, labels, "{file}: labels");
+        assert!(set.images == images, "{file}: the images differ from the chosen test images");
+        assert_eq!(set.dataset, d.name, "{file}");
+        assert_eq!(serde_json::json!(set.classes), d.metadata_json()["classes"], "{file}");
+        let source: Vec<(String, String)> = (2..4).map(|f| (FILES[f].to_string(), d.files_sha256[f].clone())).collect();
+        assert_eq!(set.source_sha256, source, "{file}");
+    }
 }

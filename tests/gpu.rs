@@ -210,6 +210,16 @@ fn sample_and_decode_matches_reparameterize_then_decode_on_the_cpu() {
     assert!(diff <= 1e-4, "decoded samples differ by {diff}");
 }
 
+/// The page's ELBO display draws its K samples with the GPU sampler; `elbo` must use the very
+/// same z for the same image, K and seed.
+#[test]
+fn the_elbo_uses_the_gpu_samplers_noise() {
+    let x = latent_explorer::dataset::to_intensities(&common::mnist().test_images[784..2 * 784]);
+    let terms = latent_explorer::elbo::elbo(vae(), &x, 12, 9).unwrap();
+    let (zs, _) = pollster::block_on(engine().sample_and_decode(&terms.mu, &terms.logvar, 12, 9)).unwrap();
+    assert!(max_abs_diff(&zs, &terms.z) <= 1e-5, "the ELBO's samples differ from the sampler's by {}", max_abs_diff(&zs, &terms.z));
+}
+
 #[test]
 fn decoding_into_a_gpu_buffer_needs_no_readback_until_asked() {
     let z = latent_points(5, 3);

@@ -1,0 +1,65 @@
+//! `cargo run --release --bin testset -- --data DIR --per-class 200 --out FILE`
+//!
+//! Cuts a compact labelled test subset from the test set of an IDX data set (the first
+//! `--per-class` test images of each class, in test-set order), for the page to encode when a
+//! model has no embedding. The format is `latent_explorer::testset`'s.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use latent_explorer::dataset::{self, FILES};
+use latent_explorer::fsutil::{atomic_write, check_writable};
+use latent_explorer::{classes, testset};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Write a balanced labelled subset of a data set's test images as safetensors")]
+struct Args {
+    /// Folder of the four IDX files (MNIST, Fashion-MNIST, or any 28x28 set with labels 0..=9).
+    #[arg(long)]
+    data: PathBuf,
+    /// Test images taken from each class.
+    #[arg(long, default_value_t = 200)]
+    per_class: usize,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    check_writable(&args.out).map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    let data = dataset::load_dir(&args.data).map_err(|e| e.to_string())?;
+    if data.pixels() != testset::PIXELS {
+        return Err(format!("{}: images are {}x{}, the models take 28x28", args.data.display(), data.rows, data.cols));
+    }
+    // A custom set's labels have no names: they are named by their numbers.
+    let names: Vec<String> = match classes::for_dataset(&data.name) {
+        Some(names) => names.iter().map(|s| s.to_string()).collect(),
+        None => (0..=data.test_labels.iter().copied().max().unwrap_or(0)).map(|l| l.to_string()).collect(),
+    };
+    let chosen = testset::select_balanced(&data.test_labels, names.len(), args.per_class).map_err(|e| e.to_string())?;
+    let p = testset::PIXELS;
+    let set = testset::TestSet {
+        images: chosen.iter().flat_map(|&i| data.test_images[i * p..(i + 1) * p].iter().copied()).collect(),
+        labels: chosen.iter().map(|&i| data.test_labels[i]).collect(),
+        dataset: data.name.clone(),
+        classes: names,
+        source_sha256: (2..4).map(|f| (FILES[f].to_string(), data.files_sha256[f].clone())).collect(),
+        selection: testset::describe_selection(args.per_class),
+    };
+    let bytes = testset::to_bytes(&set).map_err(|e| e.to_string())?;
+    atomic_write(&args.out, &bytes).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    println!("{}: {} images of {} ({}), {} bytes", args.out.display(), set.len(), data.name, set.selection, bytes.len());
+    Ok(())
+}
