@@ -15,8 +15,8 @@ use crate::weights::{self, Embedding};
 use super::browser::{browser_has_webgpu, js_err, performance_now, to_js};
 use super::surface::DigitSurface;
 
-struct Inner {
-    backend: Backend,
+pub(super) struct Inner {
+    pub(super) backend: Backend,
     embedding: Option<Embedding>,
     metadata: std::collections::BTreeMap<String, String>,
     /// The digit canvas, when the GPU draws on it.
@@ -54,7 +54,7 @@ impl Inner {
 
 #[wasm_bindgen]
 pub struct Explorer {
-    inner: Rc<Inner>,
+    pub(super) inner: Rc<Inner>,
 }
 
 #[derive(Serialize)]

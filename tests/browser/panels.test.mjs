@@ -34,13 +34,14 @@ async function open(backend) {
   return opened;
 }
 
-/** Intensities in [0, 1] of a 2D canvas the page painted grey (one model pixel per canvas pixel). */
-function canvasGrey(page, testid) {
-  return page.evaluate((id) => {
+/** Intensities in [0, 1] of a 2D canvas the page painted grey (one model pixel per canvas
+ * pixel), from its red channel or `channel`. */
+function canvasGrey(page, testid, channel = 0) {
+  return page.evaluate(([id, channel]) => {
     const c = document.querySelector(`[data-testid="${id}"]`);
     const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-    return Array.from({ length: c.width * c.height }, (_, i) => d[4 * i] / 255);
-  }, testid);
+    return Array.from({ length: c.width * c.height }, (_, i) => d[4 * i + channel] / 255);
+  }, [testid, channel]);
 }
 
 const worstDiff = (a, b) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
@@ -100,9 +101,12 @@ for (const backend of BACKENDS) {
       assert.ok(Math.abs(rec - ref.reconstruction) < 0.01, `reconstruction ${rec} nats, the reference ${ref.reconstruction}`);
       assert.ok(Math.abs(kl - ref.kl) < 0.01, `KL ${kl} nats, the reference ${ref.kl}`);
       assert.match(text, new RegExp(`−ELBO ${(rec + kl).toFixed(2)} nats`));
-      // The heat map is drawn: white where the reconstruction is right, red where it is not.
-      const map = await canvasGrey(page, "elbo-map");
-      assert.ok(map.some((v) => v < 0.5) && map.some((v) => v > 0.95), "the error map is blank");
+      // The heat map: each pixel's error over the image's worst, white (0) to dark red (1); its
+      // green channel is 1 minus that share.
+      const green = await canvasGrey(page, "elbo-map", 1);
+      const worst = Math.max(...ref.map);
+      const off = worstDiff(green, ref.map.map((v) => 1 - v / worst));
+      assert.ok(off <= 2 / 255, `the error map differs from the reference's by ${off * 255}/255`);
       // A model whose metadata says it is a plain autoencoder: the page shows no KL term.
       const ae = join(tmp, "ae.safetensors");
       writeFileSync(ae, editSafetensors(readFileSync(SMALL), { meta: { kind: "ae" } }));
@@ -179,7 +183,7 @@ test("a model with an 8-dimensional latent loads; its plane is the embedding's p
   const { browser, page, errors } = await open(BACKENDS[0]);
   try {
     await page.locator('[data-testid="model-file"]').setInputFiles(LATENT8);
-    await page.waitForFunction(() => window.explorer.state.latent === 8);
+    await page.waitForFunction(() => window.explorer.state.latent === 8 && !window.explorer.state.gpuStarting);
     await waitForIdle(page);
     const sliders = page.locator('[data-testid="axes"] input[type="range"]');
     assert.equal(await sliders.count(), 6, "one slider per axis past the plane's two");
@@ -249,9 +253,11 @@ for (const backend of BACKENDS) {
     try {
       const shippedPoints = await colouredPixels(page);
       await page.locator('[data-testid="model-file"]').setInputFiles(file);
-      await page.waitForFunction(() => window.explorer.state.embedding?.inPage === true);
+      await page.waitForFunction(() => window.explorer.state.embedding?.inPage === true && !window.explorer.state.gpuStarting);
       await waitForIdle(page);
       assert.match(await page.locator('[data-testid="backend"]').innerText(), /the plane is the shipped 2,000-image test subset, encoded in the page/);
+      // Encoded on the GPU when the page has one.
+      assert.equal(await page.evaluate(() => window.explorer.state.embedding.onGpu), backend.webgpu);
       const { mu, count } = await page.evaluate(() => ({ mu: Array.from(window.explorer.state.embedding.mu.slice(0, 6)), count: window.explorer.state.embedding.count }));
       assert.equal(count, 2000);
       // The first points are where the reference encoder puts the subset's first images.

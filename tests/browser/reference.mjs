@@ -84,18 +84,19 @@ export function normal(seed, index, dim) {
 }
 
 /** The terms of -ELBO for picture `x` averaged over `k` draws z_j = mu + sigma * normal(seed, j, d):
- * reconstruction (Bernoulli cross-entropy, nats, summed over pixels) and the closed-form KL of
- * q(z|x) from N(0, I). */
+ * reconstruction (Bernoulli cross-entropy, nats, summed over pixels; `map` holds each pixel's
+ * share) and the closed-form KL of q(z|x) from N(0, I). */
 export function elboTerms(model, x, k, seed) {
   const { mu, logvar } = encode(model, x);
-  let reconstruction = 0;
+  const map = new Array(x.length).fill(0);
   for (let j = 0; j < k; j++) {
     const z = mu.map((m, d) => m + Math.exp(0.5 * logvar[d]) * normal(seed, j, d));
     decodeLogits(model, z).forEach((s, i) => {
       // -[x log sigmoid(s) + (1 - x) log(1 - sigmoid(s))] = log(1 + e^s) - x s
-      reconstruction += (Math.max(s, 0) + Math.log1p(Math.exp(-Math.abs(s))) - x[i] * s) / k;
+      map[i] += (Math.max(s, 0) + Math.log1p(Math.exp(-Math.abs(s))) - x[i] * s) / k;
     });
   }
+  const reconstruction = map.reduce((a, v) => a + v, 0);
   const kl = mu.reduce((a, m, d) => a + 0.5 * (m * m + Math.exp(logvar[d]) - 1 - logvar[d]), 0);
-  return { reconstruction, kl };
+  return { reconstruction, kl, map };
 }

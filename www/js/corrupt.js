@@ -9,11 +9,12 @@ import { $, state } from "./state.js";
 import { showError } from "./status.js";
 import { paintDigit } from "./digit.js";
 
-/** The clean input changed (a new drawing or upload encoded). */
+/** The clean input changed (a new drawing or upload encoded), or is gone (`null`: another model). */
 export function setClean(input) {
-  paintDigit($("clean"), input);
   state.corruption = null;
-  for (const id of ["corrupted", "corrupted-reconstruction"]) {
+  $("corrupt-note").textContent = "";
+  if (input) paintDigit($("clean"), input);
+  for (const id of input ? ["corrupted", "corrupted-reconstruction"] : ["corrupted", "corrupted-reconstruction", "clean"]) {
     const c = $(id);
     c.getContext("2d").clearRect(0, 0, c.width, c.height);
   }

@@ -33,6 +33,15 @@ export function elboNow(input) {
   show(input);
 }
 
+/** Empties the panel (another model was loaded: the figures were the previous one's). */
+export function clearElbo() {
+  const el = $("elbo");
+  el.dataset.reconstruction = el.dataset.kl = "";
+  el.textContent = "Draw a digit: its reconstruction and KL terms show here.";
+  const c = $("elbo-map");
+  c.getContext("2d").clearRect(0, 0, c.width, c.height);
+}
+
 function show(input) {
   const e = state.explorer, el = $("elbo");
   if (!e) return;

@@ -3,13 +3,15 @@
 // latent of more than two dimensions, seen along its principal axes), and moving its work to
 // WebGPU once a device is open. The page works on the CPU from the first moment; `?backend=cpu`
 // keeps it there.
-import { Explorer, Projection } from "../pkg/latent_explorer.js";
+import { Explorer, Projection, Testset } from "../pkg/latent_explorer.js";
 import { $, state } from "./state.js";
 import { setStatus, showError } from "./status.js";
 import { drawBackdrop, showManifold } from "./plane.js";
 import { freshDigitCanvas, requestDecode } from "./digit.js";
 import { moveTo } from "./point.js";
 import { makeAxisSliders, toPlane } from "./latent.js";
+import { clearElbo } from "./elbo.js";
+import { setClean } from "./corrupt.js";
 
 /** Loads a model file's bytes and shows it; `what` names it in error messages. Resolves to
  * whether it is now the page's model (if not, the previous one stays). */
@@ -32,7 +34,7 @@ export async function loadModel(bytes, what) {
   const metadata = explorer.metadata();
   let embedding;
   try {
-    embedding = await embeddingOf(explorer, metadata);
+    embedding = await embeddingOf(explorer, metadata, backend);
   } catch (e) {
     showError(`${what}: ${e.message ?? e}`);
     explorer.free?.();
@@ -46,6 +48,8 @@ export async function loadModel(bytes, what) {
   state.kind = metadata.kind ?? "vae";
   state.hasLogvar = embedding.hasLogvar;
   state.input = null;
+  clearElbo();
+  setClean(null);
   // A larger latent is seen along the embedding's principal axes (at least a few points needed).
   state.projection = state.latent > 2 ? new Projection(embedding.mu, state.latent) : null;
   state.embedding = { ...embedding, xy: planeCoords(embedding.mu) };
@@ -79,22 +83,28 @@ async function startGpu(explorer) {
 /** What the plane shows for `explorer`: `{mu, labels, inPage, hasLogvar}`. The file's own
  * embedding when it has one; otherwise the shipped test subset of its data set (metadata
  * `dataset`, MNIST when it says none), fetched only then and encoded here, on the GPU when the
- * backend has it. */
-async function embeddingOf(explorer, metadata) {
+ * backend has it (started first, unless `backend` is "cpu"; `onGpu` says where it ran). */
+async function embeddingOf(explorer, metadata, backend) {
   // Whether the encoder gives a logvar: a deterministic one (ae, pca) gives none.
   const probe = await explorer.encode(new Float32Array(explorer.input()));
   const hasLogvar = probe.logvar.length > 0;
+  let dataset = {};
+  try { dataset = JSON.parse(metadata.dataset ?? "{}") ?? {}; } catch { /* none recorded: MNIST, digits */ }
   const mu = explorer.embeddingMu();
-  if (mu.length) return { mu, labels: explorer.embeddingLabels(), inPage: false, hasLogvar };
-  let name = "mnist";
-  try { name = JSON.parse(metadata.dataset ?? "{}").name ?? name; } catch { /* no dataset recorded: MNIST */ }
+  if (mu.length) {
+    // Class names for the legend, when the trainer recorded them (metadata dataset.classes).
+    return { mu, labels: explorer.embeddingLabels(), classes: dataset.classes, inPage: false, hasLogvar };
+  }
+  const name = dataset.name ?? "mnist";
   const file = `models/testset-${name === "fashion-mnist" ? "fashion-mnist" : "mnist"}.safetensors`;
   const res = await fetch(file);
   if (!res.ok) throw new Error(`this model has no embedding, and the test subset to encode for its plane (${file}) could not be fetched (HTTP ${res.status}).`);
   const testset = Testset.parse(new Uint8Array(await res.arrayBuffer()));
+  if (backend !== "cpu") await explorer.startGpu();
   if (testset.side() ** 2 !== explorer.input()) throw new Error(`this model takes ${explorer.input()} inputs, but ${file} holds ${testset.side()} x ${testset.side()} pictures.`);
   const encoded = await explorer.encode(testset.images());
-  const out = { mu: Float32Array.from(encoded.mu), labels: testset.labels(), inPage: true, count: testset.len(), hasLogvar };
+  const onGpu = explorer.usesGpu();
+  const out = { onGpu, mu: Float32Array.from(encoded.mu), labels: testset.labels(), inPage: true, count: testset.count(), classes: testset.classes(), hasLogvar };
   testset.free?.();
   return out;
 }

@@ -75,7 +75,9 @@ export function drawBackdrop() {
   pctx.globalAlpha = 1;
   planeBackdrop = pctx.getImageData(0, 0, W, W);
   planeBare = true;
-  $("legend").innerHTML = COLORS.map((c, i) => `<span style="--c:${c}">${i}</span>`).join("");
+  // The test subset's class names when the plane shows it (Fashion-MNIST's are words), else digits.
+  const names = state.embedding?.classes ?? [];
+  $("legend").innerHTML = COLORS.map((c, i) => `<span style="--c:${c}">${names[i] ?? i}</span>`).join("");
 }
 
 /** Redraws the plane over its backdrop: the encoder's sigma ellipses, the samples, the point.

@@ -63,7 +63,7 @@ export function setStatus() {
   const starting = state.gpuStarting ? " · starting WebGPU…" : "";
   // A model file without an embedding: say where the plane's points come from.
   const emb = state.embedding;
-  const plane = emb?.inPage ? ` · the plane is the shipped ${emb.count.toLocaleString("en")}-image test subset, encoded in the page (the model file has no embedding)` : "";
+  const plane = emb?.inPage ? ` · the plane is the shipped ${emb.count.toLocaleString("en")}-image test subset, encoded in the page${emb.onGpu ? " on the GPU" : ""} (the model file has no embedding)` : "";
   const text = `backend: ${e.backend()}${where}${starting}${t}${latencyEstimate()}${lost}${plane}`;
   const parts = `${e.backend()}${where}${starting}${lost}${plane}`;
   if (parts === statusShown) {
