@@ -57,7 +57,7 @@ async function encodeRgba(rgba, width, height, what) {
     const { mu, logvar } = await state.explorer.encode(input);
     const z = Array.from(mu);
     // A deterministic encoder (ae, pca) gives no logvar: there is no sigma to sample with.
-    state.sigma = logvar.length ? Array.from(logvar, (lv) => Math.exp(0.5 * lv)) : null;
+    state.sigma = logvar?.length ? Array.from(logvar, (lv) => Math.exp(0.5 * lv)) : null;
     showError("");
     $("qzx").textContent = state.sigma ? `q(z|x): μ = (${fmt(z)}), σ = (${fmt(state.sigma)})` : `encoder: z = (${fmt(z)}), no σ (deterministic)`;
     moveTo(null, { z, fromEncoder: true });

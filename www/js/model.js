@@ -87,7 +87,7 @@ async function startGpu(explorer) {
 async function embeddingOf(explorer, metadata, backend) {
   // Whether the encoder gives a logvar: a deterministic one (ae, pca) gives none.
   const probe = await explorer.encode(new Float32Array(explorer.input()));
-  const hasLogvar = probe.logvar.length > 0;
+  const hasLogvar = (probe.logvar?.length ?? 0) > 0; // null or empty for a deterministic encoder
   let dataset = {};
   try { dataset = JSON.parse(metadata.dataset ?? "{}") ?? {}; } catch { /* none recorded: MNIST, digits */ }
   const mu = explorer.embeddingMu();
