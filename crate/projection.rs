@@ -212,8 +212,8 @@ mod tests {
             }
         }
         let p = Projection::fit(&points, 3).unwrap();
-        for i in 0..3 {
-            assert!((p.centroid()[i] - c[i]).abs() < 1e-5, "centroid {:?}", p.centroid());
+        for (got, want) in p.centroid().iter().zip(c) {
+            assert!((got - want).abs() < 1e-5, "centroid {:?}", p.centroid());
         }
         for k in 0..3 {
             assert!((dot(p.axis(k), &signed[k]) - 1.0).abs() < 1e-6, "axis {k}: {:?} vs {:?}", p.axis(k), signed[k]);
@@ -287,8 +287,8 @@ mod tests {
         // The centroid is the origin of the coordinates; one step along axis 2 is axis 2.
         assert!(p.coords(p.centroid()).unwrap().iter().all(|c| c.abs() < 1e-6));
         let step = p.point(&[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]).unwrap();
-        for i in 0..d {
-            assert!((step[i] - p.centroid()[i] - p.axis(2)[i]).abs() < 1e-6);
+        for ((s, c), a) in step.iter().zip(p.centroid()).zip(p.axis(2)) {
+            assert!((s - c - a).abs() < 1e-6);
         }
     }
 

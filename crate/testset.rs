@@ -1,6 +1,6 @@
 //! A compact labelled test subset, for models that carry no `embedding.*`: the page fetches it,
-//! encodes it and draws the plane from it. A safetensors file with `images` (U8, [n, 784]) and
-//! `labels` (U8, [n]), and metadata: `dataset` (its name), `classes` (a JSON array of names, one
+//! encodes it and draws the plane from it. A safetensors file with `images` (U8, `[n, 784]`) and
+//! `labels` (U8, `[n]`), and metadata: `dataset` (its name), `classes` (a JSON array of names, one
 //! per label), `source_sha256` (a JSON object: the checksums of the IDX files it was cut from) and
 //! `selection` (how the images were chosen, in words). Works from bytes (native and wasm);
 //! `crate/bin/testset.rs` writes one from a data set on disk.
