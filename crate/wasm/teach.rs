@@ -19,7 +19,7 @@ use super::explorer::Explorer;
 pub const NOISE_SEED: u32 = 2024;
 
 /// `pixels` with Gaussian noise of standard deviation `strength` (in [0, 1]) added and clamped to
-/// [0, 1], drawn with [`NOISE_SEED`] (`crate::corrupt::add_noise`).
+/// [0, 1], drawn with `NOISE_SEED` (`crate::corrupt::add_noise`).
 #[wasm_bindgen(js_name = addNoise)]
 pub fn add_noise(pixels: Vec<f32>, strength: f32) -> Result<Vec<f32>, JsValue> {
     corrupt::add_noise(&pixels, strength, NOISE_SEED).map_err(js_err)
@@ -52,7 +52,7 @@ struct Elbo {
 #[wasm_bindgen]
 impl Explorer {
     /// The ELBO terms of `pixels` (`side * side` intensities) on the CPU reference, averaged over
-    /// [`ELBO_SAMPLES`] draws with [`ELBO_SEED`] (`crate::elbo`): `{reconstruction, kl, map,
+    /// `ELBO_SAMPLES` draws with `ELBO_SEED` (`crate::elbo`): `{reconstruction, kl, map,
     /// samples, seed}` in nats, `kl` null when the encoder gives no logvar.
     pub fn elbo(&self, pixels: Vec<f32>) -> Result<JsValue, JsValue> {
         let terms = elbo::elbo(self.inner.backend.vae(), &pixels, ELBO_SAMPLES, ELBO_SEED).map_err(js_err)?;
@@ -61,7 +61,7 @@ impl Explorer {
     }
 }
 
-/// [`NOISE_SEED`], for the page's caption.
+/// `NOISE_SEED`, for the page's caption.
 #[wasm_bindgen(js_name = noiseSeed)]
 pub fn noise_seed() -> u32 {
     NOISE_SEED
