@@ -36,6 +36,11 @@ export SMALL_MODEL="$PWD/target/browser-test/small.safetensors"
 cargo run --release --locked --bin train -- --limit 2048 --epochs 2 \
   --hidden 64,32 --iw-samples 4 --seed 7 --out "$SMALL_MODEL"
 
+echo "== a model with an 8-dimensional latent, for the panels' tests"
+export LATENT8_MODEL="$PWD/target/browser-test/latent8.safetensors"
+cargo run --release --locked --bin train -- --limit 2048 --epochs 1 --hidden 32 --latent 8 \
+  --seed 7 --out "$LATENT8_MODEL"
+
 echo "== the page in a real browser (Chromium, with and without WebGPU)"
 bash www/build.sh
-node --test --test-concurrency=1 tests/browser/explorer.test.mjs tests/browser/teach.test.mjs
+node --test --test-concurrency=1 tests/browser/explorer.test.mjs tests/browser/teach.test.mjs tests/browser/panels.test.mjs

@@ -19,6 +19,7 @@ import { DEFAULT_MODEL, fetchModel, setupModelMenu } from "./js/models.js";
 import { setupCompare } from "./js/compare.js";
 import { setupPrior } from "./js/prior.js";
 import { setupInterpolation } from "./js/interpolate.js";
+import { setupCorrupt } from "./js/corrupt.js";
 
 async function main() {
   // The model downloads while the wasm module compiles.
@@ -27,6 +28,7 @@ async function main() {
   await init();
   setupPoint();
   setupPad();
+  setupCorrupt();
   $("sigma").addEventListener("input", () => { $("sigmaval").textContent = Number($("sigma").value).toFixed(2); });
   $("resample").addEventListener("click", () => { state.seed++; sample(); });
   $("manifold").addEventListener("change", () => { if (state.explorer) showManifold(); });

@@ -1,4 +1,4 @@
-//! Where the model runs, GPU or CPU, and why: one policy for the page (through `wasm.rs`, which
+//! Where the model runs, GPU or CPU, and why: one policy for the page (through `wasm/`, which
 //! only translates it to JavaScript) and the `manifold` CLI, native and wasm alike, so that
 //! `cargo test` covers it on lavapipe.
 //!

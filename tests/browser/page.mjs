@@ -1,18 +1,34 @@
 // What the browser test files share: opening the page in a fresh Chromium, waiting until it is
 // idle, and reading a digit off the screen.
+import { before, after } from "node:test";
 import { chromium } from "playwright-core";
+import { serve } from "../../www/serve.mjs";
 import { CHROMIUM, BASE_ARGS, WEBGPU_ARGS } from "./chromium.mjs";
 
-/** Opens the page served at `base` in a fresh browser; returns { browser, page, errors }. Without
- * `webgpu` Chromium has `navigator.gpu` but offers no adapter; `init` runs in the page before its
- * scripts; `context` adds to the page's options (a phone's viewport, touch). */
-export async function openPage(base, { webgpu, query = "", init, context = {} }) {
+/** Serves www/ for the calling test file; `site.base` is its address once the tests run. */
+export function servePage() {
+  const site = { base: null };
+  let server;
+  before(async () => {
+    server = await serve(0);
+    site.base = `http://127.0.0.1:${server.address().port}/`;
+  });
+  after(() => server?.close());
+  return site;
+}
+
+/** Opens the page served at `target` (an address, or a `servePage()` site) in a fresh browser;
+ * returns { browser, page, errors }. Without `webgpu` Chromium has `navigator.gpu` but offers no
+ * adapter; `init` runs in the page before its scripts; `height` is the viewport's; `context` adds
+ * to the page's options (a phone's viewport, touch). */
+export async function openPage(target, { webgpu, query = "", init, context = {}, height = 1000 }) {
+  const base = typeof target === "string" ? target : target.base;
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: webgpu ? [...BASE_ARGS, ...WEBGPU_ARGS] : BASE_ARGS,
   });
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, ...context });
+  const page = await browser.newPage({ viewport: { width: 1400, height }, ...context });
   if (init) await page.addInitScript(init);
   const errors = [];
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });

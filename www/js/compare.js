@@ -7,7 +7,7 @@
 import { Explorer, digitMark } from "../pkg/latent_explorer.js";
 import { $, state, record } from "./state.js";
 import { showError } from "./status.js";
-import { paintBackdrop, showLegend, drawDots, placePoint, fromClientOf, rangeOf, manifoldOf } from "./plane.js";
+import { paintBackdrop, showLegend, drawDots, placePoint, fromClientOf, rangeOf, manifoldOf, viewOf } from "./plane.js";
 import { paintDigit } from "./digit.js";
 import { moveTo } from "./point.js";
 import { showFigures } from "./meta.js";
@@ -40,9 +40,9 @@ function drawSecondPlane() {
   const e = second.explorer;
   if (!e) return;
   const m = $("manifold-2").checked && second.manifold?.explorer === e ? second.manifold.canvas : null;
-  second.backdrop = paintBackdrop(ctx, e, second.range, m);
+  second.backdrop = paintBackdrop(ctx, viewOf(e), second.range, m);
   drawDots(ctx, second.range, second.dots);
-  placePoint($("point-2"), plane, second.range, state.z, false);
+  placePoint($("point-2"), plane, second.range, state.z);
 }
 
 /** Dots for latent points `zs` on the second plane (prior samples); cleared by the next move. */
@@ -87,11 +87,11 @@ async function loadSecond(bytes, what) {
     return false;
   }
   second.explorer?.free?.();
-  Object.assign(second, { explorer: e, title: what.replace(/^“(.*)”$/, "$1"), range: rangeOf(e), manifold: null, dots: [] });
+  Object.assign(second, { explorer: e, title: what.replace(/^“(.*)”$/, "$1"), range: rangeOf(viewOf(e)), manifold: null, dots: [] });
   showError("");
   // Not awaited: the CPU serves until the GPU is ready, if it ever is.
   e.startGpu().catch(() => {});
-  showLegend($("legend-2"), e);
+  showLegend($("legend-2"), viewOf(e).classes);
   showFigures($("figures-2"), e.metadata());
   await showSecondManifold();
   if (comparing()) decodeSecond(state.z);
@@ -134,7 +134,7 @@ function follow(z, _fromEncoder, inputTime) {
     second.dots = [];
     ctx.putImageData(second.backdrop, 0, 0);
   }
-  placePoint($("point-2"), plane, second.range, z, false);
+  placePoint($("point-2"), plane, second.range, z);
   decodeSecond(z, inputTime);
 }
 

@@ -6,6 +6,9 @@ import { $, state, fmt } from "./state.js";
 import { showError } from "./status.js";
 import { fromClient } from "./plane.js";
 import { moveTo, sample } from "./point.js";
+import { toPlane } from "./latent.js";
+import { elboNow, elboSoon } from "./elbo.js";
+import { setClean } from "./corrupt.js";
 
 /** Dragging the point across the plane, and the arrow keys on the focused point. */
 export function setupPoint() {
@@ -32,8 +35,8 @@ export function setupPoint() {
     const d = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] }[ev.key];
     if (!d) return;
     ev.preventDefault();
-    const r = state.range;
-    moveTo([Math.max(-r, Math.min(r, state.z[0] + d[0])), Math.max(-r, Math.min(r, state.z[1] + d[1]))], { inputTime: ev.timeStamp });
+    const r = state.range, [x, y] = toPlane(state.z);
+    moveTo([Math.max(-r, Math.min(r, x + d[0])), Math.max(-r, Math.min(r, y + d[1]))], { inputTime: ev.timeStamp });
   });
 }
 
@@ -47,15 +50,18 @@ async function encodeRgba(rgba, width, height, what) {
     showError(`${what}: ${e.message ?? e}`);
     return;
   }
+  state.input = input;
+  setClean(input);
+  elboNow(input);
   try {
     const { mu, logvar } = await state.explorer.encode(input);
-    const d = state.latent;
-    const z = [mu[0], d > 1 ? mu[1] : 0];
-    state.sigma = [Math.exp(0.5 * logvar[0]), Math.exp(0.5 * (d > 1 ? logvar[1] : logvar[0]))];
+    const z = Array.from(mu);
+    // A deterministic encoder (ae, pca) gives no logvar: there is no sigma to sample with.
+    state.sigma = logvar?.length ? Array.from(logvar, (lv) => Math.exp(0.5 * lv)) : null;
     showError("");
-    $("qzx").textContent = `q(z|x): μ = (${fmt(z)}), σ = (${fmt(state.sigma)})`;
-    moveTo(z, { fromEncoder: true });
-    $("use-encoder-sigma").checked = true;
+    $("qzx").textContent = state.sigma ? `q(z|x): μ = (${fmt(z)}), σ = (${fmt(state.sigma)})` : `encoder: z = (${fmt(z)}), no σ (deterministic)`;
+    moveTo(null, { z, fromEncoder: true });
+    $("use-encoder-sigma").checked = !!state.sigma;
     await sample();
   } catch (e) {
     showError(`${what}: encoding failed: ${e.message ?? e}`);
@@ -65,7 +71,7 @@ async function encodeRgba(rgba, width, height, what) {
 /** The drawing pad: draw with a pointer, clear, encode. */
 export function setupPad() {
   const pad = $("pad");
-  const ctx = pad.getContext("2d");
+  const ctx = pad.getContext("2d", { willReadFrequently: true });
   const clear = () => { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height); };
   clear();
   let last = null;
@@ -83,11 +89,17 @@ export function setupPad() {
     ctx.strokeStyle = "#000"; ctx.lineWidth = 18; ctx.lineCap = "round"; ctx.lineJoin = "round";
     ctx.beginPath(); ctx.moveTo(...last); ctx.lineTo(...p); ctx.stroke();
     last = p;
+    elboSoon(padInput);
   });
   const up = () => { last = null; };
   pad.addEventListener("pointerup", up);
   pad.addEventListener("pointercancel", up);
   $("clear").addEventListener("click", clear);
+  // The drawing as the model's input, for the live ELBO; null (nothing to show) if it cannot be.
+  const padInput = () => {
+    const img = ctx.getImageData(0, 0, pad.width, pad.height);
+    try { return preprocessRgba(new Uint8Array(img.data.buffer), pad.width, pad.height); } catch { return null; }
+  };
   $("encode").addEventListener("click", () => {
     const img = ctx.getImageData(0, 0, pad.width, pad.height);
     encodeRgba(new Uint8Array(img.data.buffer), pad.width, pad.height, "The drawing");

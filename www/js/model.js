@@ -1,13 +1,18 @@
-// Models: loading the shipped model or a user's file into an `Explorer` (refusing latent sizes
-// the page cannot show), and moving its work to WebGPU once a device is open. The page works on
-// the CPU from the first moment; `?backend=cpu` keeps it there.
-import { Explorer } from "../pkg/latent_explorer.js";
+// Models: loading the shipped model or a user's file into an `Explorer`, finding what its plane
+// shows (its embedding, or, for a file without one, the shipped test subset encoded here; for a
+// latent of more than two dimensions, seen along its principal axes), and moving its work to
+// WebGPU once a device is open. The page works on the CPU from the first moment; `?backend=cpu`
+// keeps it there.
+import { Explorer, Projection, Testset } from "../pkg/latent_explorer.js";
 import { $, state } from "./state.js";
 import { setStatus, showError } from "./status.js";
 import { drawBackdrop, showManifold } from "./plane.js";
 import { freshDigitCanvas, requestDecode } from "./digit.js";
 import { moveTo } from "./point.js";
 import { showFigures } from "./meta.js";
+import { makeAxisSliders, toPlane } from "./latent.js";
+import { clearElbo } from "./elbo.js";
+import { setClean } from "./corrupt.js";
 
 /** Loads a model file's bytes and shows it; `what` names it in error messages. Resolves to
  * whether it is now the page's model (if not, the previous one stays). */
@@ -21,26 +26,40 @@ export async function loadModel(bytes, what) {
     showError(`${what}: ${e.message ?? e}`);
     return false;
   }
-  if (explorer.latent() !== 2) {
-    // The plane, the point and the samples are 2-D; a model of another latent size would be
-    // shown wrongly, so it is refused until the page can show such models.
-    showError(`${what}: this model has a ${explorer.latent()}-dimensional latent space; the explorer shows 2-D latent planes only (train one with --latent 2).`);
+  if (explorer.latent() < 2 || explorer.side() ** 2 !== explorer.input()) {
+    // The plane needs two latent dimensions, the digit a square picture.
+    showError(`${what}: this model's shape cannot be shown (a ${explorer.latent()}-dimensional latent, ${explorer.input()} inputs).`);
     explorer.free?.();
     return false;
   }
-  if (explorer.side() * explorer.side() < 1) {
-    showError(`${what}: this model's shape cannot be shown.`);
+  const metadata = explorer.metadata();
+  let embedding;
+  try {
+    embedding = await embeddingOf(explorer, metadata, backend);
+  } catch (e) {
+    showError(`${what}: ${e.message ?? e}`);
+    explorer.free?.();
     return false;
   }
   state.explorer?.free?.();
+  state.projection?.free?.();
   state.explorer = explorer;
   state.side = explorer.side();
   state.latent = explorer.latent();
+  state.kind = metadata.kind ?? "vae";
+  state.hasLogvar = embedding.hasLogvar;
+  state.input = null;
+  clearElbo();
+  setClean(null);
+  // A larger latent is seen along the embedding's principal axes (at least a few points needed).
+  state.projection = state.latent > 2 ? new Projection(embedding.mu, state.latent) : null;
+  state.embedding = { ...embedding, xy: planeCoords(embedding.mu) };
   showError("");
   freshDigitCanvas();
   drawBackdrop();
   showFigures($("figures"), explorer.metadata());
   for (const f of state.onModel) f();
+  makeAxisSliders(() => moveTo(toPlane(state.z)));
   setStatus();
   moveTo([0, 0]);
   if ($("manifold").checked) showManifold();
@@ -62,4 +81,40 @@ async function startGpu(explorer) {
     requestDecode(state.z);
   }
   setStatus();
+}
+
+/** What the plane shows for `explorer`: `{mu, labels, inPage, hasLogvar}`. The file's own
+ * embedding when it has one; otherwise the shipped test subset of its data set (metadata
+ * `dataset`, MNIST when it says none), fetched only then and encoded here, on the GPU when the
+ * backend has it (started first, unless `backend` is "cpu"; `onGpu` says where it ran). */
+async function embeddingOf(explorer, metadata, backend) {
+  // Whether the encoder gives a logvar: a deterministic one (ae, pca) gives none.
+  const probe = await explorer.encode(new Float32Array(explorer.input()));
+  const hasLogvar = (probe.logvar?.length ?? 0) > 0; // null or empty for a deterministic encoder
+  let dataset = {};
+  try { dataset = JSON.parse(metadata.dataset ?? "{}") ?? {}; } catch { /* none recorded: MNIST, digits */ }
+  const mu = explorer.embeddingMu();
+  if (mu.length) {
+    // Class names for the legend, when the trainer recorded them (metadata dataset.classes).
+    return { mu, labels: explorer.embeddingLabels(), classes: dataset.classes, inPage: false, hasLogvar };
+  }
+  const name = dataset.name ?? "mnist";
+  const file = `models/testset-${name === "fashion-mnist" ? "fashion-mnist" : "mnist"}.safetensors`;
+  const res = await fetch(file);
+  if (!res.ok) throw new Error(`this model has no embedding, and the test subset to encode for its plane (${file}) could not be fetched (HTTP ${res.status}).`);
+  const testset = Testset.parse(new Uint8Array(await res.arrayBuffer()));
+  if (backend !== "cpu") await explorer.startGpu();
+  if (testset.side() ** 2 !== explorer.input()) throw new Error(`this model takes ${explorer.input()} inputs, but ${file} holds ${testset.side()} x ${testset.side()} pictures.`);
+  const encoded = await explorer.encode(testset.images());
+  const onGpu = explorer.usesGpu();
+  const out = { onGpu, mu: Float32Array.from(encoded.mu), labels: testset.labels(), inPage: true, count: testset.count(), classes: testset.classes(), hasLogvar };
+  testset.free?.();
+  return out;
+}
+
+/** The plane coordinates of each embedding point, interleaved (x0, y0, x1, y1, ...). */
+function planeCoords(mu) {
+  const d = state.latent, n = mu.length / d, xy = new Float32Array(2 * n);
+  for (let i = 0; i < n; i++) xy.set(toPlane(mu.slice(i * d, (i + 1) * d)), 2 * i);
+  return xy;
 }

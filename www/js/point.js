@@ -4,12 +4,17 @@ import { $, state, fmt } from "./state.js";
 import { setStatus, showError } from "./status.js";
 import { drawPlane } from "./plane.js";
 import { paintDigit, requestDecode } from "./digit.js";
+import { fromPlane, setRest } from "./latent.js";
 
 const SAMPLES = 16;
 
-/** Moves the point to `z`; `fromEncoder` keeps the encoder's sigma (set just before), and
- * `inputTime` is the timestamp of the input event that asked for it, for the latency record. */
-export function moveTo(z, { fromEncoder = false, inputTime } = {}) {
+/** Moves the point to plane coordinates `xy` (a latent of more than two dimensions takes the
+ * other axes' coordinates from their sliders), or to the full latent point `z` when given (the
+ * sliders follow it); `fromEncoder` keeps the encoder's sigma (set just before), and `inputTime`
+ * is the timestamp of the input event that asked for it, for the latency record. */
+export function moveTo(xy, { z, fromEncoder = false, inputTime } = {}) {
+  if (z) setRest(z);
+  z = z ? Array.from(z) : fromPlane(xy);
   state.z = z;
   if (!fromEncoder) state.sigma = null;
   // Each write only when it changes something: while dragging, nothing here does.
@@ -30,7 +35,7 @@ export async function sample() {
   const d = state.latent;
   const useEnc = $("use-encoder-sigma").checked && state.sigma;
   const sigma = useEnc ? state.sigma : Array(d).fill(Number($("sigma").value));
-  const mu = Float32Array.from(state.z.concat(Array(Math.max(0, d - state.z.length)).fill(0)).slice(0, d));
+  const mu = Float32Array.from(state.z);
   const logvar = Float32Array.from(sigma.map((s) => 2 * Math.log(Math.max(s, 1e-6))));
   try {
     const { z, pixels } = await e.sampleAndDecode(mu, logvar, SAMPLES, state.seed);
@@ -38,9 +43,10 @@ export async function sample() {
     const strip = $("samples");
     strip.innerHTML = "";
     for (let i = 0; i < SAMPLES; i++) {
-      state.samples.push([z[i * d], z[i * d + 1] ?? 0]);
+      const zi = Array.from(z.slice(i * d, (i + 1) * d));
+      state.samples.push(zi);
       const c = document.createElement("canvas");
-      c.title = `z = ${fmt([z[i * d], z[i * d + 1] ?? 0])}`;
+      c.title = `z = ${fmt(zi)}`;
       paintDigit(c, pixels, i * state.side * state.side);
       strip.appendChild(c);
     }

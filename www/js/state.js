@@ -6,7 +6,13 @@ export const $ = (id) => document.getElementById(id);
 
 export const state = {
   explorer: null, side: 28, latent: 2, range: 4, // side and latent: the loaded model's
-  z: [0, 0],            // the point
+  z: [0, 0],            // the point: the full latent z (all `latent` coordinates)
+  embedding: null,      // what the plane shows: {mu, labels, inPage} (inPage: the shipped test subset encoded here)
+  projection: null,     // latent > 2: the embedding's principal axes (a wasm Projection); null for 2-D
+  kind: "vae",          // the model's metadata kind: "vae", or "ae"/"pca" (deterministic encoder, no KL)
+  hasLogvar: true,      // its encoder gives a logvar (false for a deterministic one)
+  input: null,          // the last drawing or upload, preprocessed (side * side intensities)
+  corruption: null,     // the last noise or erasure: {how, corrupted, reconstruction, ...} (corrupt.js)
   sigma: null,          // encoder's sigma for the point, when it came from an encoding
   samples: [],          // sampled z's, drawn as dots
   seed: 1,

@@ -61,8 +61,11 @@ export function setStatus() {
   const n = e.recoveries?.() ?? 0;
   const lost = n ? ` · recovered from ${n} lost GPU device${n > 1 ? "s" : ""}` : "";
   const starting = state.gpuStarting ? " · starting WebGPU…" : "";
-  const text = `backend: ${e.backend()}${where}${starting}${t}${latencyEstimate()}${lost}`;
-  const parts = `${e.backend()}${where}${starting}${lost}`;
+  // A model file without an embedding: say where the plane's points come from.
+  const emb = state.embedding;
+  const plane = emb?.inPage ? ` · the plane is the shipped ${emb.count.toLocaleString("en")}-image test subset, encoded in the page${emb.onGpu ? " on the GPU" : ""} (the model file has no embedding)` : "";
+  const text = `backend: ${e.backend()}${where}${starting}${t}${latencyEstimate()}${lost}${plane}`;
+  const parts = `${e.backend()}${where}${starting}${lost}${plane}`;
   if (parts === statusShown) {
     setTextSoon("status", text);
   } else {

@@ -1,10 +1,4 @@
-//! The JavaScript interface of the browser build: one `Explorer` object per loaded model.
-//!
-//! Only a translation: where the model runs, GPU or CPU, and why (the race of the two, recovery
-//! from a lost device, the fall back to the CPU) is `crate::backend`, native Rust that `cargo
-//! test` covers. What stays here is the browser's own: whether it has WebGPU at all, its clock,
-//! the digit canvas's surface, and the conversions to JavaScript values.
-//! Async methods return Promises; the state lives behind `Rc` so futures own what they use.
+//! The `Explorer` class: one loaded model, where it runs, and what the page asks of it.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -15,39 +9,14 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::backend::{Backend, Preference};
-use crate::gpu::{DigitTarget, DigitView, DragPath, FallbackCause, GpuEngine, GpuError};
-use crate::preprocess;
+use crate::gpu::{FallbackCause, GpuEngine, GpuError};
 use crate::weights::{self, Embedding};
 
-#[wasm_bindgen(start)]
-pub fn start() {
-    console_error_panic_hook::set_once();
-}
+use super::browser::{browser_has_webgpu, js_err, performance_now, to_js};
+use super::surface::DigitSurface;
 
-#[wasm_bindgen]
-extern "C" {
-    /// The page's clock, in milliseconds (`std::time::Instant` panics on wasm32).
-    #[wasm_bindgen(js_namespace = performance, js_name = now)]
-    fn performance_now() -> f64;
-    /// A user-timing mark: Chrome's trace shows it inside the frame's main-thread work.
-    #[wasm_bindgen(js_namespace = performance, js_name = mark)]
-    fn performance_mark(name: &str);
-    #[wasm_bindgen(js_namespace = performance, js_name = clearMarks)]
-    fn performance_clear_marks(name: &str);
-}
-
-/// The user-timing mark dropped when a new digit is drawn (CPU: painted; GPU: its draw submitted),
-/// which `npm run bench:browser` finds in Chrome's trace to time the frame that shows the digit.
-pub const DIGIT_MARK: &str = "digit-drawn";
-
-/// Drops [`DIGIT_MARK`], cleared at once: the trace keeps it, the page need not.
-fn mark_digit_drawn() {
-    performance_mark(DIGIT_MARK);
-    performance_clear_marks(DIGIT_MARK);
-}
-
-struct Inner {
-    backend: Backend,
+pub(super) struct Inner {
+    pub(super) backend: Backend,
     embedding: Option<Embedding>,
     metadata: std::collections::BTreeMap<String, String>,
     /// The digit canvas, when the GPU draws on it.
@@ -55,49 +24,6 @@ struct Inner {
     /// Its surface, and the engine generation it was made for (`Backend::generation`): a new
     /// device after a lost one needs a new surface.
     digit: RefCell<Option<(u32, Rc<DigitSurface>)>>,
-}
-
-/// The digit canvas's WebGPU surface, configured for the engine's device.
-struct DigitSurface {
-    surface: wgpu::Surface<'static>,
-    view: DigitView,
-    size: (u32, u32),
-    /// The drag path's buffers, made with the surface: a digit allocates and awaits nothing.
-    path: DragPath,
-}
-
-impl DigitSurface {
-    fn new(gpu: &GpuEngine, canvas: &web_sys::HtmlCanvasElement) -> Result<Self, GpuError> {
-        let instance = gpu.instance().ok_or_else(|| GpuError::Surface("the engine has no instance".into()))?;
-        let surface = instance.create_surface(wgpu::SurfaceTarget::Canvas(canvas.clone())).map_err(|e| GpuError::Surface(e.to_string()))?;
-        let size = (canvas.width().max(1), canvas.height().max(1));
-        let mut config = surface
-            .get_default_config(gpu.adapter(), size.0, size.1)
-            .ok_or_else(|| GpuError::Surface("the canvas does not support this adapter".into()))?;
-        // Intensities are written as they are, like the CPU path paints them: no sRGB encoding.
-        let formats = surface.get_capabilities(gpu.adapter()).formats;
-        config.format = formats.iter().copied().find(|f| !f.is_srgb()).unwrap_or(config.format.remove_srgb_suffix());
-        config.alpha_mode = wgpu::CompositeAlphaMode::Opaque;
-        surface.configure(gpu.device(), &config);
-        let view = DigitView::new(gpu.device(), config.format);
-        let path = gpu.drag_path(&view, size)?;
-        Ok(DigitSurface { surface, view, size, path })
-    }
-
-    /// Draws the digit of `z` through the drag path; a GPU error surfaces on the next call.
-    fn draw(&self, gpu: &GpuEngine, z: &[f32]) -> Result<(), GpuError> {
-        gpu.draw_digit_now(&self.path, &self.view, z, || {
-            let frame = match self.surface.get_current_texture() {
-                wgpu::CurrentSurfaceTexture::Success(t) | wgpu::CurrentSurfaceTexture::Suboptimal(t) => t,
-                other => return Err(GpuError::Surface(format!("no frame to draw on ({other:?})"))),
-            };
-            let view = frame.texture.create_view(&wgpu::TextureViewDescriptor { format: Some(self.view.format()), ..Default::default() });
-            // The draw is recorded, submitted and presented in this same task, so in this frame:
-            // marking after the GPU has finished would land in a later frame that shows nothing new.
-            mark_digit_drawn();
-            Ok(DigitTarget { view, size: self.size, frame: Some(frame) })
-        })
-    }
 }
 
 impl Inner {
@@ -126,25 +52,9 @@ impl Inner {
     }
 }
 
-/// Whether this browser exposes WebGPU at all (`navigator.gpu`; absent in browsers without it,
-/// where it is switched off, and outside secure contexts).
-fn browser_has_webgpu() -> bool {
-    js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
-        .and_then(|navigator| js_sys::Reflect::get(&navigator, &"gpu".into()))
-        .is_ok_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
-}
-
-fn js_err(e: impl std::fmt::Display) -> JsValue {
-    JsError::new(&e.to_string()).into()
-}
-
-fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
-    serde_wasm_bindgen::to_value(v).map_err(js_err)
-}
-
 #[wasm_bindgen]
 pub struct Explorer {
-    inner: Rc<Inner>,
+    pub(super) inner: Rc<Inner>,
 }
 
 #[derive(Serialize)]
@@ -254,6 +164,11 @@ impl Explorer {
 
     pub fn latent(&self) -> usize {
         self.inner.backend.vae().arch().latent
+    }
+
+    /// Input size in pixels (784 for MNIST models).
+    pub fn input(&self) -> usize {
+        self.inner.backend.vae().arch().input
     }
 
     /// Image side in pixels (28 for MNIST models).
@@ -376,25 +291,4 @@ impl Explorer {
             to_js(&Samples { z, pixels })
         })
     }
-}
-
-/// RGBA pixels of any picture to an MNIST-like input (784 intensities), as the model expects.
-#[wasm_bindgen(js_name = preprocessRgba)]
-pub fn preprocess_rgba(rgba: Vec<u8>, width: usize, height: usize) -> Result<Vec<f32>, JsValue> {
-    preprocess::rgba_to_mnist(&rgba, width, height).map_err(js_err)
-}
-
-// ---- Constants the page shares with the Rust side, exported so that www/ need not repeat them.
-
-/// The largest picture `preprocessRgba` accepts, in pixels (width times height): the page
-/// refuses a bigger upload with its own message before drawing it onto a canvas.
-#[wasm_bindgen(js_name = maxUploadPixels)]
-pub fn max_upload_pixels() -> usize {
-    crate::preprocess::MAX_PIXELS
-}
-
-/// [`DIGIT_MARK`], for the mark the page drops itself when it paints a digit (the CPU path).
-#[wasm_bindgen(js_name = digitMark)]
-pub fn digit_mark() -> String {
-    DIGIT_MARK.to_string()
 }

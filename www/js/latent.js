@@ -1,0 +1,58 @@
+// The latent space as the plane shows it. A 2-D latent is the plane itself. A larger one is seen
+// along its embedding's principal axes (crate/projection.rs, through wasm): the plane shows the
+// first two, the point sets those two coordinates, and a slider per remaining axis sets the
+// coordinate along it; the digit decodes the full z these coordinates make.
+import { $, state } from "./state.js";
+
+/** The plane coordinates of a full latent point `z`. */
+export function toPlane(z) {
+  if (!state.projection) return [z[0], z[1] ?? 0];
+  const c = state.projection.coords(Float32Array.from(z));
+  return [c[0], c[1]];
+}
+
+/** The coordinates along the axes past the plane's two, as the sliders set them. */
+export function restCoords() {
+  return [...$("axes").querySelectorAll("input")].map((el) => Number(el.value));
+}
+
+/** The full latent point at plane coordinates `xy`, the other axes' coordinates from the sliders. */
+export function fromPlane(xy) {
+  if (!state.projection) return state.latent > 1 ? [xy[0], xy[1]] : [xy[0]];
+  return Array.from(state.projection.point(Float32Array.from([xy[0], xy[1], ...restCoords()])));
+}
+
+/** Sets the sliders to the coordinates of `z` along the axes past the plane's two. */
+export function setRest(z) {
+  if (!state.projection) return;
+  const c = state.projection.coords(Float32Array.from(z));
+  $("axes").querySelectorAll("input").forEach((el, i) => {
+    el.value = String(c[i + 2]);
+    el.nextElementSibling.textContent = c[i + 2].toFixed(2);
+  });
+}
+
+/** Makes one slider per axis past the plane's two (none for a 2-D latent), over the prior's
+ * [-4, 4] or the plane's range if wider; `onChange` runs when one moves. */
+export function makeAxisSliders(onChange) {
+  const box = $("axes");
+  box.replaceChildren();
+  box.hidden = !state.projection;
+  if (!state.projection) return;
+  const head = document.createElement("p");
+  head.textContent = `This model's latent has ${state.latent} dimensions: the plane shows its embedding along the two principal axes that spread it most; these sliders set the point's coordinates along the other ${state.latent - 2}.`;
+  box.appendChild(head);
+  for (let i = 2; i < state.latent; i++) {
+    const label = document.createElement("label");
+    label.textContent = `axis ${i + 1} `;
+    const input = document.createElement("input");
+    const r = Math.max(4, state.range);
+    Object.assign(input, { type: "range", min: String(-r), max: String(r), step: "0.01", value: "0" });
+    input.dataset.testid = `axis-${i + 1}`;
+    const val = document.createElement("span");
+    val.textContent = "0.00";
+    input.addEventListener("input", () => { val.textContent = Number(input.value).toFixed(2); onChange(); });
+    label.append(input, val);
+    box.appendChild(label);
+  }
+}
