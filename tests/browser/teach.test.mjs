@@ -61,6 +61,8 @@ function canvases(page, selector) {
 
 /** Drags on plane `testid` from one position to another (fractions of its size). */
 async function drag(page, testid, from, to) {
+  // A screenshot of an element below the fold scrolls the page: bring the plane back into view.
+  await page.locator(`[data-testid="${testid}"]`).scrollIntoViewIfNeeded();
   const box = await page.locator(`[data-testid="${testid}"]`).boundingBox();
   const at = ([fx, fy]) => [box.x + fx * box.width, box.y + fy * box.height];
   await page.mouse.move(...at(from));
