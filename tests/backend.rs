@@ -51,8 +51,8 @@ fn matches_the_cpu(b: &Backend, what: &str) {
     let d = max_abs_diff(&pollster::block_on(b.decode(&z)).unwrap(), &cpu.decode(&z).unwrap());
     assert!(d <= 1e-4, "{what}: decode differs by {d}");
     let images = latent_explorer::dataset::to_intensities(&common::mnist().test_images[..3 * 784]);
-    let (mu, logvar) = pollster::block_on(b.encode(&images)).unwrap();
-    let (cmu, clv) = cpu.encode(&images).unwrap();
+    let (mu, logvar) = common::gaussian(pollster::block_on(b.encode(&images)).unwrap());
+    let (cmu, clv) = common::gaussian(cpu.encode(&images).unwrap());
     let (dm, dl) = (max_abs_diff(&mu, &cmu), max_abs_diff(&logvar, &clv));
     assert!(dm <= 1e-4 && dl <= 1e-4, "{what}: encode differs by mu {dm}, logvar {dl}");
     let (zs, pixels) = pollster::block_on(b.sample_and_decode(&cmu, &clv, 4, 9)).unwrap();

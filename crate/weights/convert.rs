@@ -27,18 +27,15 @@ pub fn convert(bytes: &[u8], images: &[u8], dtype: StorageDtype) -> Result<(Vec<
     if k > MAX_IW_SAMPLES {
         return Err(ModelError::Metadata { key: "iw_samples".into(), reason: format!("{k} samples per image, at most {MAX_IW_SAMPLES}") });
     }
-    let figures = TestFigures::measure(&vae, images, k);
+    // The plane shows where this model puts the test set: encode it again with the new weights.
+    let means = encode_means(&vae, images);
+    let figures = TestFigures::measure(&vae, images, &means, k);
     let mut meta = file.metadata.clone();
     figures.record(&mut meta);
     meta.insert("storage_dtype".into(), format!("{dtype:?}").to_lowercase());
-    // The plane shows where this model puts the test set: encode it again with the new weights.
-    let embedding = file.embedding.map(|e| {
-        if e.labels.len() * vae.arch().input == images.len() {
-            Embedding { mu: encode_means(&vae, images), labels: e.labels }
-        } else {
-            e
-        }
-    });
+    let embedding =
+        file.embedding
+            .map(|e| if e.labels.len() * vae.arch().input == images.len() { Embedding { mu: means, labels: e.labels } } else { e });
     let out = to_bytes(&vae, embedding.as_ref(), &meta, dtype, Vec::new())?;
     Ok((out, figures))
 }

@@ -51,8 +51,14 @@ async function encodeRgba(rgba, width, height, what) {
     const { mu, logvar } = await state.explorer.encode(input);
     const d = state.latent;
     const z = [mu[0], d > 1 ? mu[1] : 0];
-    state.sigma = [Math.exp(0.5 * logvar[0]), Math.exp(0.5 * (d > 1 ? logvar[1] : logvar[0]))];
     showError("");
+    if (!logvar) { // a deterministic encoder (autoencoder, PCA): z is the mean, nothing to sample
+      state.sigma = null;
+      $("qzx").textContent = `deterministic encoder: z = (${fmt(z)}), no q(z|x) to sample from`;
+      moveTo(z);
+      return;
+    }
+    state.sigma = [Math.exp(0.5 * logvar[0]), Math.exp(0.5 * (d > 1 ? logvar[1] : logvar[0]))];
     $("qzx").textContent = `q(z|x): μ = (${fmt(z)}), σ = (${fmt(state.sigma)})`;
     moveTo(z, { fromEncoder: true });
     $("use-encoder-sigma").checked = true;

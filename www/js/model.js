@@ -35,6 +35,9 @@ export async function loadModel(bytes, what) {
   state.explorer = explorer;
   state.side = explorer.side();
   state.latent = explorer.latent();
+  // An autoencoder's or PCA's encoder is deterministic (no sigma): no sampling around a point.
+  state.deterministic = ["ae", "pca"].includes(JSON.parse(explorer.metadata().architecture ?? "{}").kind);
+  for (const id of ["sigma", "resample"]) $(id).disabled = state.deterministic;
   showError("");
   freshDigitCanvas();
   drawBackdrop();

@@ -8,6 +8,7 @@ export const state = {
   explorer: null, side: 28, latent: 2, range: 4, // side and latent: the loaded model's
   z: [0, 0],            // the point
   sigma: null,          // encoder's sigma for the point, when it came from an encoding
+  deterministic: false, // the loaded model's encoder has no sigma (autoencoder, PCA)
   samples: [],          // sampled z's, drawn as dots
   seed: 1,
   lastDecodeMs: null,
