@@ -38,7 +38,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// The tensor names a model file holds.
 fn tensor_names(bytes: &[u8]) -> BTreeSet<String> {
-    safetensors::SafeTensors::deserialize(bytes).unwrap().names().into_iter().cloned().collect()
+    safetensors::SafeTensors::deserialize(bytes).unwrap().names().into_iter().map(str::to_string).collect()
 }
 
 /// Decode and encode of `vae` on the GPU equal the CPU reference within the parity tolerance
