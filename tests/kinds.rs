@@ -226,3 +226,21 @@ fn the_cli_trains_each_kind_and_refuses_what_a_kind_does_not_have() {
     }
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A checkpoint carries the kind: an autoencoder's run resumes as an autoencoder, with the same
+/// weights (and no log-variance head to restore).
+#[test]
+fn an_autoencoder_checkpoint_resumes_as_an_autoencoder() {
+    let data = common::mnist_subset(100, 10);
+    let arch = Architecture { kind: ModelKind::Ae, ..Architecture::mirrored(784, &[16], 2) };
+    let mut t = Trainer::new(config(arch.clone()), &data).unwrap();
+    t.bench_steps(2);
+    let dir = common::temp_dir("kinds-ckpt");
+    let path = dir.join("ae.ckpt");
+    latent_explorer::train::checkpoint::save(&path, &t.state).unwrap();
+    let back = latent_explorer::train::checkpoint::load(&path).unwrap();
+    assert_eq!(back.config.arch, arch);
+    assert_eq!(back.vae.params(), t.state.vae.params());
+    assert!(back.vae.layout().logvar.is_none());
+    fs::remove_dir_all(&dir).unwrap();
+}
