@@ -1,7 +1,9 @@
-//! Prior coverage: how much of the prior N(0, I) the test set's embedding reaches, one number
-//! that tells a VAE's latent space (packed around the origin, as its KL term asks) from an
-//! autoencoder's or PCA's (anywhere, at any scale). Pure and shared by native and wasm, so the
-//! trainer records it and the page can recompute it from a file's embedding.
+//! Prior coverage: how much of the prior N(0, I) the test set's embedding reaches, so that
+//! sampling z from the prior lands near codes the decoder was trained on. A VAE's KL term pulls
+//! its codes over the prior; an autoencoder's may lie anywhere, at any scale (a PCA's are centred
+//! with the data's variances: on MNIST they are wider than the prior and cover it). Pure and
+//! shared by native and wasm, so the trainer records it and the page can recompute it from a
+//! file's embedding.
 
 use crate::rng;
 
