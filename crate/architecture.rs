@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+pub use crate::kind::{ModelKind, ReconstructionLoss};
 
 /// Pixels per MNIST image: the input and output size of every model this crate ships.
 pub const IMAGE_SIDE: usize = 28;
@@ -26,6 +27,13 @@ pub struct Architecture {
     pub hidden_activation: Activation,
     /// Activation of the decoder output: pixel means of the Bernoulli likelihood.
     pub output_activation: Activation,
+    /// What the encoder is: a VAE's Gaussian q(z|x), or a deterministic map. Files written
+    /// before kinds existed have none and are VAEs.
+    #[serde(default)]
+    pub kind: ModelKind,
+    /// What the reconstruction term scores (files without it used BCE).
+    #[serde(default)]
+    pub loss: ReconstructionLoss,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +82,19 @@ impl Architecture {
             decoder_hidden: hidden.iter().rev().copied().collect(),
             hidden_activation: Activation::Relu,
             output_activation: Activation::Sigmoid,
+            kind: ModelKind::Vae,
+            loss: ReconstructionLoss::Bce,
+        }
+    }
+
+    /// PCA with `latent` components of `input` values: no hidden layers, identity output,
+    /// scored by squared error (what PCA minimises).
+    pub fn pca(input: usize, latent: usize) -> Self {
+        Architecture {
+            output_activation: Activation::Identity,
+            kind: ModelKind::Pca,
+            loss: ReconstructionLoss::Mse,
+            ..Architecture::mirrored(input, &[], latent)
         }
     }
 
@@ -95,8 +116,20 @@ impl Architecture {
         if self.hidden_activation == Activation::Sigmoid {
             return bad("hidden activation must be relu or identity".into());
         }
-        if self.output_activation != Activation::Sigmoid {
-            return bad("output activation must be sigmoid (Bernoulli pixel means)".into());
+        match self.kind {
+            ModelKind::Vae | ModelKind::Ae if self.output_activation != Activation::Sigmoid => {
+                return bad(format!("a {}'s output activation must be sigmoid (pixel means in [0, 1])", self.kind.name()));
+            }
+            ModelKind::Pca if !(self.encoder_hidden.is_empty() && self.decoder_hidden.is_empty()) => {
+                return bad("a pca has no hidden layers".into());
+            }
+            ModelKind::Pca if self.output_activation != Activation::Identity => {
+                return bad("a pca's output activation must be identity".into())
+            }
+            ModelKind::Pca if self.latent > self.input => {
+                return bad(format!("a pca has at most as many components as inputs ({} > {})", self.latent, self.input));
+            }
+            _ => {}
         }
         // A guard against absurd metadata: ~1 G parameters would not fit in a browser anyway.
         if self.n_params() > 1 << 30 {
@@ -110,11 +143,13 @@ impl Architecture {
         chain("encoder", self.input, &self.encoder_hidden, self.hidden_activation)
     }
 
-    /// The mean and log-variance heads, fed by the last encoder layer.
-    pub fn head_layers(&self) -> [LayerSpec; 2] {
+    /// The heads fed by the last encoder layer: the mean, then (a VAE only) the log-variance.
+    /// Deterministic kinds have no `encoder.logvar` tensors.
+    pub fn head_layers(&self) -> Vec<LayerSpec> {
         let n_in = self.encoder_hidden.last().copied().unwrap_or(self.input);
         let head = |name: &str| LayerSpec { name: format!("encoder.{name}"), n_in, n_out: self.latent, activation: Activation::Identity };
-        [head("mu"), head("logvar")]
+        let names: &[&str] = if self.kind.is_variational() { &["mu", "logvar"] } else { &["mu"] };
+        names.iter().map(|n| head(n)).collect()
     }
 
     /// Decoder hidden layers then `decoder.out`, whose activation is the output activation.
@@ -125,7 +160,7 @@ impl Architecture {
         layers
     }
 
-    /// Every layer in parameter order: encoder trunk, mu head, logvar head, decoder.
+    /// Every layer in parameter order: encoder trunk, mu head, logvar head (VAE), decoder.
     pub fn all_layers(&self) -> Vec<LayerSpec> {
         let mut layers = self.encoder_layers();
         layers.extend(self.head_layers());
@@ -150,7 +185,8 @@ impl Architecture {
         let mut dec = vec![self.latent];
         dec.extend(&self.decoder_hidden);
         dec.push(self.input);
-        format!("{}-({}) / {}", join(&enc), self.latent, join(&dec))
+        let kind = if self.kind.is_variational() { String::new() } else { format!("{} ", self.kind.name()) };
+        format!("{kind}{}-({}) / {}", join(&enc), self.latent, join(&dec))
     }
 }
 
@@ -205,6 +241,29 @@ mod tests {
         arch.validate().unwrap();
         assert_eq!(arch.head_layers()[0].n_in, 10);
         assert_eq!(arch.decoder_layers()[0].n_in, 3);
+    }
+
+    #[test]
+    fn deterministic_kinds_have_no_logvar_head_and_pca_is_checked() {
+        let ae = Architecture { kind: ModelKind::Ae, ..Architecture::mirrored(10, &[4], 2) };
+        ae.validate().unwrap();
+        assert!(ae.tensor_shapes().iter().all(|(n, _)| !n.contains("logvar")));
+        assert_eq!(ae.n_params(), Architecture::mirrored(10, &[4], 2).n_params() - (4 * 2 + 2));
+        Architecture::pca(10, 3).validate().unwrap();
+        assert!(Architecture::pca(10, 11).validate().is_err());
+        assert!(Architecture { encoder_hidden: vec![4], ..Architecture::pca(10, 3) }.validate().is_err());
+        assert!(Architecture { output_activation: Activation::Sigmoid, ..Architecture::pca(10, 3) }.validate().is_err());
+        assert!(Architecture { output_activation: Activation::Identity, ..ae }.validate().is_err());
+    }
+
+    #[test]
+    fn a_description_without_kind_or_loss_is_a_bce_vae() {
+        let json =
+            r#"{"input":6,"encoder_hidden":[4],"latent":2,"decoder_hidden":[4],"hidden_activation":"relu","output_activation":"sigmoid"}"#;
+        let arch: Architecture = serde_json::from_str(json).unwrap();
+        assert_eq!((arch.kind, arch.loss), (ModelKind::Vae, ReconstructionLoss::Bce));
+        let pca: Architecture = serde_json::from_str(&serde_json::to_string(&Architecture::pca(6, 2)).unwrap()).unwrap();
+        assert_eq!(pca, Architecture::pca(6, 2));
     }
 
     #[test]

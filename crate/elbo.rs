@@ -8,31 +8,37 @@
 //! - KL = KL(q(z|x) || N(0, I)) in closed form (`loss::kl_standard_normal`);
 //! - their sum, -ELBO (beta 1), and a per-pixel map of the reconstruction term.
 //!
-//! Written for the VAE; a deterministic encoder (an AE, PCA) would have z = mu, no KL, and the
-//! reconstruction error of its own loss.
+//! A deterministic encoder (an autoencoder, PCA) has z = mu (one "sample"), no KL and no -ELBO,
+//! and its reconstruction term is the error of its own loss. The term is always the model's own
+//! loss (`architecture.loss`): BCE as above, or squared error summed over pixels.
 
 use thiserror::Error;
 
+use crate::architecture::Activation;
 use crate::error::ModelError;
-use crate::loss::{bce_and_grad, kl_standard_normal};
+use crate::kind::ReconstructionLoss;
+use crate::loss::{bce_and_grad, kl_standard_normal, sigmoid_branch_free, BCE_CLAMP};
 use crate::model::{reparameterize, Vae};
 
 /// One image's ELBO terms, in nats.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ElboTerms {
-    /// E_q[-log p(x|z)], averaged over the K samples.
+    /// E_q[-log p(x|z)], averaged over the K samples (a deterministic encoder: at z = mu), in
+    /// the model's own loss.
     pub reconstruction: f64,
-    /// KL(q(z|x) || N(0, I)).
-    pub kl: f64,
-    /// reconstruction + kl: -ELBO, an upper bound on -log p(x).
-    pub neg_elbo: f64,
+    /// What `reconstruction` scores: the model's loss.
+    pub loss: ReconstructionLoss,
+    /// KL(q(z|x) || N(0, I)); `None` for a deterministic encoder.
+    pub kl: Option<f64>,
+    /// reconstruction + kl: -ELBO, an upper bound on -log p(x); `None` without a KL.
+    pub neg_elbo: Option<f64>,
     /// Each pixel's share of `reconstruction` (its BCE averaged over the samples), row-major;
     /// the pixels sum to `reconstruction`.
     pub pixel_reconstruction: Vec<f32>,
-    /// q(z|x): mean and log-variance, `latent` values each.
+    /// q(z|x): mean and log-variance, `latent` values each (no log-variance: deterministic).
     pub mu: Vec<f32>,
-    pub logvar: Vec<f32>,
-    /// The K samples, `K * latent` values.
+    pub logvar: Option<Vec<f32>>,
+    /// The K samples, `K * latent` values (a deterministic encoder: mu alone).
     pub z: Vec<f32>,
 }
 
@@ -56,27 +62,52 @@ pub fn elbo(vae: &Vae, x: &[f32], k: usize, seed: u32) -> Result<ElboTerms, Elbo
     if k == 0 {
         return Err(ElboError::NoSamples);
     }
-    let (mu, logvar) = vae.encode(x)?;
-    let z = reparameterize(&mu, &logvar, vae.arch().latent, k, seed, 0);
+    let enc = vae.encode(x)?;
+    let latent = vae.arch().latent;
+    let z = match &enc.logvar {
+        Some(logvar) => reparameterize(&enc.mu, logvar, latent, k, seed, 0),
+        None => enc.mu.clone(),
+    };
     let logits = vae.decode_logits(&z)?;
+    let (act, loss) = (vae.arch().output_activation, vae.arch().loss);
+    let samples = z.len() / latent;
     let mut pixels = vec![0.0f64; n];
     for sample in logits.chunks_exact(n) {
         for ((p, &l), &t) in pixels.iter_mut().zip(sample).zip(x) {
-            *p += bce_and_grad(l, t).0 as f64;
+            *p += pixel_error(act, loss, l, t);
         }
     }
-    pixels.iter_mut().for_each(|p| *p /= k as f64);
+    pixels.iter_mut().for_each(|p| *p /= samples as f64);
     let reconstruction: f64 = pixels.iter().sum();
-    let kl = kl_standard_normal(&mu, &logvar);
+    let kl = enc.logvar.as_ref().map(|logvar| kl_standard_normal(&enc.mu, logvar));
     Ok(ElboTerms {
         reconstruction,
+        loss,
         kl,
-        neg_elbo: reconstruction + kl,
+        neg_elbo: kl.map(|kl| reconstruction + kl),
         pixel_reconstruction: pixels.iter().map(|&p| p as f32).collect(),
-        mu,
-        logvar,
+        mu: enc.mu,
+        logvar: enc.logvar,
         z,
     })
+}
+
+/// One pixel's reconstruction error from the decoder output `l` before its activation `act`,
+/// for target `t`: BCE (from logits for a sigmoid; an identity output's mean clamped to
+/// [`BCE_CLAMP`, 1 - `BCE_CLAMP`], as the test figures score it) or squared error.
+fn pixel_error(act: Activation, loss: ReconstructionLoss, l: f32, t: f32) -> f64 {
+    let p = match act {
+        Activation::Sigmoid => sigmoid_branch_free(l) as f64,
+        _ => l as f64,
+    };
+    match (loss, act) {
+        (ReconstructionLoss::Bce, Activation::Sigmoid) => bce_and_grad(l, t).0 as f64,
+        (ReconstructionLoss::Bce, _) => {
+            let (p, t) = (p.clamp(BCE_CLAMP as f64, 1.0 - BCE_CLAMP as f64), t as f64);
+            -(t * p.ln() + (1.0 - t) * (1.0 - p).ln())
+        }
+        (ReconstructionLoss::Mse, _) => (t as f64 - p).powi(2),
+    }
 }
 
 #[cfg(test)]
@@ -106,7 +137,7 @@ mod tests {
         for &i in &layout.encoder {
             h = dense(i, &h);
         }
-        let (mu, logvar) = (dense(layout.mu, &h), dense(layout.logvar, &h));
+        let (mu, logvar) = (dense(layout.mu, &h), dense(layout.logvar.expect("a VAE"), &h));
         let kl: f64 = mu.iter().zip(&logvar).map(|(m, lv)| -0.5 * (1.0 + lv - m * m - lv.exp())).sum();
         let mut pixels = vec![0.0f64; x.len()];
         for j in 0..k {
@@ -130,13 +161,13 @@ mod tests {
         for (k, seed) in [(1, 0), (8, 5), (16, 77)] {
             let e = elbo(&vae, &x, k, seed).unwrap();
             let (rec, kl, pixels) = by_hand(&vae, &x, k, seed);
-            eprintln!("K {k}: reconstruction {} vs {rec}, KL {} vs {kl}", e.reconstruction, e.kl);
             assert!((e.reconstruction - rec).abs() < 1e-4, "K {k}: reconstruction {} vs {rec}", e.reconstruction);
-            assert!((e.kl - kl).abs() < 1e-4, "K {k}: KL {} vs {kl}", e.kl);
-            assert!((e.neg_elbo - (rec + kl)).abs() < 1e-4);
+            let e_kl = e.kl.expect("a VAE has a KL term");
+            assert!((e_kl - kl).abs() < 1e-4, "K {k}: KL {e_kl} vs {kl}");
+            assert!((e.neg_elbo.expect("and a -ELBO") - (rec + kl)).abs() < 1e-4);
             let worst = e.pixel_reconstruction.iter().zip(&pixels).map(|(&a, b)| (a as f64 - b).abs()).fold(0.0, f64::max);
             assert!(worst < 1e-4, "K {k}: per-pixel map off by {worst}");
-            assert_eq!((e.z.len(), e.mu.len(), e.logvar.len()), (3 * k, 3, 3));
+            assert_eq!((e.z.len(), e.mu.len(), e.logvar.as_ref().map(Vec::len)), (3 * k, 3, Some(3)));
         }
     }
 
@@ -145,5 +176,37 @@ mod tests {
         let vae = Vae::init(Architecture::mirrored(784, &[8], 2), 1).unwrap();
         assert!(matches!(elbo(&vae, &[0.0; 783], 4, 1), Err(ElboError::ImageSize { expected: 784, found: 783 })));
         assert!(matches!(elbo(&vae, &[0.0; 784], 0, 1), Err(ElboError::NoSamples)));
+    }
+
+    /// A deterministic encoder: z = mu, no KL, and the model's own loss, by hand in f64.
+    #[test]
+    fn deterministic_models_score_their_own_loss_at_the_mean() {
+        use crate::kind::{ModelKind, ReconstructionLoss};
+        let x: Vec<f32> = (0..20).map(|i| (i % 7) as f32 / 6.0).collect();
+        for (kind, loss, hidden, out) in [
+            (ModelKind::Ae, ReconstructionLoss::Bce, vec![6], Activation::Sigmoid),
+            (ModelKind::Ae, ReconstructionLoss::Mse, vec![6], Activation::Sigmoid),
+            (ModelKind::Pca, ReconstructionLoss::Mse, vec![], Activation::Identity),
+        ] {
+            let mut arch = Architecture::mirrored(20, &hidden, 2);
+            (arch.kind, arch.loss, arch.output_activation) = (kind, loss, out);
+            let vae = Vae::init(arch, 3).unwrap();
+            let e = elbo(&vae, &x, 16, 5).unwrap();
+            assert_eq!((e.kl, e.neg_elbo, e.logvar.as_ref(), e.loss), (None, None, None, loss));
+            assert_eq!(e.z, e.mu, "{kind:?}: z is the mean");
+            let p = vae.decode(&e.mu).unwrap();
+            let want: f64 = p
+                .iter()
+                .zip(&x)
+                .map(|(&p, &t)| {
+                    let (p, t) = (p as f64, t as f64);
+                    match loss {
+                        ReconstructionLoss::Bce => -(t * p.ln() + (1.0 - t) * (1.0 - p).ln()),
+                        ReconstructionLoss::Mse => (t - p).powi(2),
+                    }
+                })
+                .sum();
+            assert!((e.reconstruction - want).abs() < 1e-4, "{kind:?} {loss:?}: {} vs {want}", e.reconstruction);
+        }
     }
 }

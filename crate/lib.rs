@@ -15,7 +15,8 @@
 //! let vae = &file.vae;
 //! let pixels = vae.decode(&[0.5, -1.0])?; // one 2-D latent point -> 784 pixel means in [0, 1]
 //! assert_eq!(pixels.len(), 784);
-//! let (mu, logvar) = vae.encode(&pixels)?; // q(z|x) of that picture: mean and log-variance
+//! let model::Encoding { mu, logvar } = vae.encode(&pixels)?; // q(z|x) of that picture
+//! let logvar = logvar.expect("a VAE's encoder has a log-variance head"); // an autoencoder's has none
 //! assert_eq!((mu.len(), logvar.len()), (2, 2));
 //! let z = model::reparameterize(&mu, &logvar, 2, 16, 7, 0); // 16 draws of z = mu + sigma * eps
 //! assert_eq!(vae.decode(&z)?.len(), 16 * 784);
@@ -26,11 +27,13 @@ pub mod architecture;
 pub mod backend;
 pub mod classes;
 pub mod corrupt;
+pub mod coverage;
 pub mod elbo;
 pub mod error;
 pub mod gemm;
 pub mod gpu;
 pub mod idx;
+pub mod kind;
 pub mod loss;
 pub mod model;
 pub mod preprocess;
@@ -49,7 +52,7 @@ pub mod fsutil;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
 
-pub use architecture::{Activation, Architecture};
+pub use architecture::{Activation, Architecture, ModelKind, ReconstructionLoss};
 pub use error::{DataError, ModelError};
 pub use loss::LossTerms;
 pub use model::Vae;

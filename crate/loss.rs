@@ -3,15 +3,20 @@
 //! N(0, I); plus the branch-free `exp` and `ln(1 + e)` that keep the trainer's loops vectorised.
 //! The CPU reference (`model.rs`), the trainer and the evaluation all score with these.
 
+use crate::architecture::Activation;
 use crate::rng;
 
-/// Per-example loss terms in nats.
+/// Per-example loss terms in nats (squared errors in squared intensity units).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LossTerms {
-    /// Binary cross-entropy summed over pixels: -log p(x|z) for one z.
+    /// The model's reconstruction loss for one z: `bce` or `squared_error`, per its architecture.
     pub reconstruction: f64,
-    /// KL(q(z|x) || N(0, I)) in closed form.
+    /// KL(q(z|x) || N(0, I)) in closed form; 0 for a deterministic encoder.
     pub kl: f64,
+    /// Binary cross-entropy summed over pixels: -log p(x|z) of a Bernoulli decoder.
+    pub bce: f64,
+    /// Squared error summed over pixels.
+    pub squared_error: f64,
 }
 
 impl LossTerms {
@@ -25,6 +30,52 @@ impl LossTerms {
 /// from logits as `max(l, 0) - l x + log(1 + exp(-|l|))` so it never takes log(0).
 pub fn bce_with_logits(logits: &[f32], x: &[f32]) -> f64 {
     logits.iter().zip(x).map(|(&l, &t)| bce_and_grad(l, t).0 as f64).sum()
+}
+
+/// Clamp of identity-output pixel means before their BCE: a linear decoder (PCA) can leave
+/// [0, 1], where the Bernoulli log-likelihood is undefined, so they are scored as if clamped to
+/// [1e-6, 1 - 1e-6] (at most ln(1e6) = 13.8 nats for a pixel that is entirely wrong).
+pub const BCE_CLAMP: f32 = 1e-6;
+
+/// Reconstruction errors of one image from the decoder's output before its activation `act`:
+/// (BCE, squared error), each summed over pixels. Sigmoid outputs are scored from logits;
+/// identity outputs are the pixel means themselves, clamped for the BCE (see [`BCE_CLAMP`]).
+pub fn reconstruction_errors(act: Activation, pre: &[f32], x: &[f32]) -> (f64, f64) {
+    let (mut bce, mut sse) = (0.0f64, 0.0f64);
+    for (&l, &t) in pre.iter().zip(x) {
+        let (b, p) = match act {
+            Activation::Sigmoid => (bce_and_grad(l, t).0 as f64, sigmoid_branch_free(l) as f64),
+            _ => {
+                let p = (l as f64).clamp(BCE_CLAMP as f64, 1.0 - BCE_CLAMP as f64);
+                let t = t as f64;
+                (-(t * p.ln() + (1.0 - t) * (1.0 - p).ln()), l as f64)
+            }
+        };
+        bce += b;
+        sse += (t as f64 - p).powi(2);
+    }
+    (bce, sse)
+}
+
+/// Squared error of each row of decoder outputs (before `act`, sigmoid or identity; rows of
+/// `n`) against the intensities `x`, summed; the trainer's MSE loss: `pre` is overwritten by
+/// `scale` times the gradient with respect to it, `2 (p - x)` times the activation's slope
+/// (`p (1 - p)` for the sigmoid).
+pub fn mse_rows_and_grad(pre: &mut [f32], x: &[f32], act: Activation, scale: f32) -> f64 {
+    let mut total = 0.0f64;
+    for (l, &t) in pre.iter_mut().zip(x) {
+        let (p, slope) = match act {
+            Activation::Sigmoid => {
+                let p = sigmoid_branch_free(*l);
+                (p, p * (1.0 - p))
+            }
+            _ => (*l, 1.0),
+        };
+        let r = p - t;
+        total += (r * r) as f64;
+        *l = scale * 2.0 * r * slope;
+    }
+    total
 }
 
 /// `exp(x)` for `x <= 0`, branch-free so loops over it vectorise (libm's does not). Range
@@ -55,6 +106,18 @@ pub fn bce_and_grad(l: f32, t: f32) -> (f32, f32) {
     let inv = 1.0 / (1.0 + e);
     let sig = if l >= 0.0 { inv } else { e * inv };
     (l.max(0.0) - l * t + ln_1p_unit(e), sig - t)
+}
+
+/// The logistic sigmoid through [`exp_nonpositive`], so loops over it vectorise.
+#[inline(always)]
+pub fn sigmoid_branch_free(l: f32) -> f32 {
+    let e = exp_nonpositive(-l.abs());
+    let inv = 1.0 / (1.0 + e);
+    if l >= 0.0 {
+        inv
+    } else {
+        e * inv
+    }
 }
 
 /// `ln(1 + e)` for `e` in [0, 1], branch-free so loops over it vectorise (libm's `log1pf` does

@@ -4,11 +4,11 @@
 //! Parameters live in one flat `Vec<f32>` in the order of [`Architecture::tensor_shapes`], so the
 //! optimiser, gradient reduction and checkpoints treat them as one slice.
 
-use crate::architecture::{Activation, Architecture, LayerSpec};
+use crate::architecture::{Activation, Architecture, LayerSpec, ReconstructionLoss};
 use crate::error::ModelError;
 #[cfg(target_arch = "wasm32")]
 use crate::gemm::gemm;
-use crate::loss::{bce_with_logits, kl_standard_normal, LossTerms};
+use crate::loss::{kl_standard_normal, reconstruction_errors, LossTerms};
 // Natively, products split over the current rayon pool (bit-identical to the serial product).
 #[cfg(not(target_arch = "wasm32"))]
 use crate::gemm::gemm_par as gemm;
@@ -27,7 +27,8 @@ pub struct ParamLayout {
     /// Indices into `layers`.
     pub encoder: Vec<usize>,
     pub mu: usize,
-    pub logvar: usize,
+    /// The log-variance head: a VAE's only (deterministic kinds have none).
+    pub logvar: Option<usize>,
     pub decoder: Vec<usize>,
 }
 
@@ -41,7 +42,9 @@ impl ParamLayout {
             len += l.n_params();
         }
         let ne = arch.encoder_hidden.len();
-        ParamLayout { encoder: (0..ne).collect(), mu: ne, logvar: ne + 1, decoder: (ne + 2..layers.len()).collect(), layers, offsets, len }
+        let logvar = arch.kind.is_variational().then_some(ne + 1);
+        let first_decoder = ne + 1 + usize::from(logvar.is_some());
+        ParamLayout { encoder: (0..ne).collect(), mu: ne, logvar, decoder: (first_decoder..layers.len()).collect(), layers, offsets, len }
     }
 
     /// (weight, bias) ranges of layer `i`.
@@ -59,7 +62,16 @@ impl ParamLayout {
     }
 }
 
-/// A VAE with its parameters: encode, decode, sample, and the loss terms.
+/// The encoder's output for `n` images: the means, and for a VAE the log-variances of q(z|x)
+/// (`None` for a deterministic encoder, where z is the mean), each `n * latent`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Encoding {
+    pub mu: Vec<f32>,
+    pub logvar: Option<Vec<f32>>,
+}
+
+/// A model (VAE, autoencoder or PCA, per its architecture's kind) with its parameters: encode,
+/// decode, sample, and the loss terms.
 #[derive(Clone, Debug)]
 pub struct Vae {
     arch: Architecture,
@@ -186,8 +198,9 @@ impl Vae {
         Ok(x.len() / per_item)
     }
 
-    /// Encodes images (`n * input` intensities in [0, 1]) to (mu, logvar), each `n * latent`.
-    pub fn encode(&self, x: &[f32]) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+    /// Encodes images (`n * input` intensities in [0, 1]) to their means and, for a VAE, their
+    /// log-variances, each `n * latent`.
+    pub fn encode(&self, x: &[f32]) -> Result<Encoding, ModelError> {
         let rows = self.check_input(x, self.arch.input, "images")?;
         let l = &self.layout;
         let mut bufs = [Vec::new(), Vec::new()];
@@ -198,11 +211,12 @@ impl Vae {
             let width = l.layers[*l.encoder.last().unwrap_or(&0)].n_out;
             &bufs[out][..rows * width]
         };
-        let mut mu = vec![0.0; rows * self.arch.latent];
-        let mut logvar = vec![0.0; rows * self.arch.latent];
-        self.dense(l.mu, h, rows, &mut mu);
-        self.dense(l.logvar, h, rows, &mut logvar);
-        Ok((mu, logvar))
+        let head = |i: usize| {
+            let mut out = vec![0.0; rows * self.arch.latent];
+            self.dense(i, h, rows, &mut out);
+            out
+        };
+        Ok(Encoding { mu: head(l.mu), logvar: l.logvar.map(head) })
     }
 
     /// Decodes latent points (`n * latent`) to pixel means (`n * input`, in [0, 1]).
@@ -215,7 +229,8 @@ impl Vae {
         Ok(pixels)
     }
 
-    /// Decoder logits (before the sigmoid), the numerically stable input of the loss.
+    /// The decoder output before its activation (logits before the sigmoid), the numerically
+    /// stable input of the loss.
     pub fn decode_logits(&self, z: &[f32]) -> Result<Vec<f32>, ModelError> {
         let rows = self.check_input(z, self.arch.latent, "latent points")?;
         let dec = &self.layout.decoder;
@@ -232,19 +247,30 @@ impl Vae {
         Ok(logits)
     }
 
-    /// Per-example loss terms with one reparameterized sample each. Example `i` uses the noise
-    /// `normal(seed, index0 + i, d)`, so results do not depend on how a data set is chunked.
+    /// Per-example loss terms: a VAE's with one reparameterized sample each (example `i` uses
+    /// the noise `normal(seed, index0 + i, d)`, so results do not depend on how a data set is
+    /// chunked); a deterministic kind decodes z = mu and has no KL. The reconstruction is the
+    /// architecture's loss; both BCE and squared error are reported.
     pub fn loss_terms(&self, x: &[f32], seed: u32, index0: u32) -> Result<Vec<LossTerms>, ModelError> {
         let rows = self.check_input(x, self.arch.input, "images")?;
-        let (mu, logvar) = self.encode(x)?;
-        let z = reparameterize(&mu, &logvar, self.arch.latent, 1, seed, index0);
-        let logits = self.decode_logits(&z)?;
+        let Encoding { mu, logvar } = self.encode(x)?;
+        let z = match &logvar {
+            Some(lv) => reparameterize(&mu, lv, self.arch.latent, 1, seed, index0),
+            None => mu.clone(),
+        };
+        let pre = self.decode_logits(&z)?;
         let n = self.arch.input;
         let d = self.arch.latent;
         Ok((0..rows)
-            .map(|i| LossTerms {
-                reconstruction: bce_with_logits(&logits[i * n..(i + 1) * n], &x[i * n..(i + 1) * n]),
-                kl: kl_standard_normal(&mu[i * d..(i + 1) * d], &logvar[i * d..(i + 1) * d]),
+            .map(|i| {
+                let (bce, squared_error) =
+                    reconstruction_errors(self.arch.output_activation, &pre[i * n..(i + 1) * n], &x[i * n..(i + 1) * n]);
+                let kl = logvar.as_ref().map_or(0.0, |lv| kl_standard_normal(&mu[i * d..(i + 1) * d], &lv[i * d..(i + 1) * d]));
+                let reconstruction = match self.arch.loss {
+                    ReconstructionLoss::Bce => bce,
+                    ReconstructionLoss::Mse => squared_error,
+                };
+                LossTerms { reconstruction, kl, bce, squared_error }
             })
             .collect())
     }

@@ -51,8 +51,8 @@ fn matches_the_cpu(b: &Backend, what: &str) {
     let d = max_abs_diff(&pollster::block_on(b.decode(&z)).unwrap(), &cpu.decode(&z).unwrap());
     assert!(d <= 1e-4, "{what}: decode differs by {d}");
     let images = latent_explorer::dataset::to_intensities(&common::mnist().test_images[..3 * 784]);
-    let (mu, logvar) = pollster::block_on(b.encode(&images)).unwrap();
-    let (cmu, clv) = cpu.encode(&images).unwrap();
+    let (mu, logvar) = common::gaussian(pollster::block_on(b.encode(&images)).unwrap());
+    let (cmu, clv) = common::gaussian(cpu.encode(&images).unwrap());
     let (dm, dl) = (max_abs_diff(&mu, &cmu), max_abs_diff(&logvar, &clv));
     assert!(dm <= 1e-4 && dl <= 1e-4, "{what}: encode differs by mu {dm}, logvar {dl}");
     let (zs, pixels) = pollster::block_on(b.sample_and_decode(&cmu, &clv, 4, 9)).unwrap();
@@ -68,6 +68,29 @@ fn on_the_gpu_every_path_matches_the_cpu_reference() {
     matches_the_cpu(&b, "GPU");
     assert!(b.uses_gpu() && b.note().is_none(), "the GPU was dropped: {:?}", b.note());
     assert_eq!(b.race(), None, "a GPU asked for by name is not timed");
+}
+
+/// An autoencoder (no log-variance head) on either backend: the same means, no log-variances,
+/// the same decode.
+#[test]
+fn a_deterministic_model_encodes_without_logvar_on_either_backend() {
+    let arch =
+        latent_explorer::Architecture { kind: latent_explorer::ModelKind::Ae, ..latent_explorer::Architecture::mirrored(784, &[33, 9], 2) };
+    let ae = Vae::init(arch, 7).unwrap();
+    let images = latent_explorer::dataset::to_intensities(&common::mnist().test_images[..5 * 784]);
+    let cpu = ae.encode(&images).unwrap();
+    assert!(cpu.logvar.is_none());
+    for preference in [Preference::Gpu, Preference::Cpu] {
+        let b = Backend::new(ae.clone(), preference, system_clock());
+        let on_gpu = pollster::block_on(b.start_gpu());
+        assert_eq!(on_gpu, preference == Preference::Gpu, "{:?}", b.note());
+        let e = pollster::block_on(b.encode(&images)).unwrap();
+        assert!(e.logvar.is_none(), "{preference:?}: log-variances from a deterministic encoder");
+        let dm = max_abs_diff(&e.mu, &cpu.mu);
+        let z = latent_points(5, 8);
+        let dd = max_abs_diff(&pollster::block_on(b.decode(&z)).unwrap(), &ae.decode(&z).unwrap());
+        assert!(dm <= 1e-4 && dd <= 1e-4, "{preference:?}: mu {dm}, decode {dd}");
+    }
 }
 
 #[test]

@@ -60,6 +60,8 @@ fn help_lists_the_options() {
         "--hidden",
         "--latent",
         "--beta",
+        "--kind",
+        "--loss",
         "--limit",
         "--threads",
         "--resume",

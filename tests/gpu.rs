@@ -81,8 +81,8 @@ fn batches_above_one_dispatch_are_split_not_rejected() {
     let diff = max_abs_diff(&gpu, &vae().decode(&z).unwrap());
     assert!(diff <= 1e-4, "split batch: max abs difference {diff}");
     let images = latent_explorer::dataset::to_intensities(&common::mnist().test_images[..250 * 784]);
-    let (mu, logvar) = pollster::block_on(capped.encode(&images)).unwrap();
-    let (cmu, clv) = vae().encode(&images).unwrap();
+    let (mu, logvar) = common::gaussian(pollster::block_on(capped.encode(&images)).unwrap());
+    let (cmu, clv) = common::gaussian(vae().encode(&images).unwrap());
     assert!(max_abs_diff(&mu, &cmu) <= 1e-4 && max_abs_diff(&logvar, &clv) <= 1e-4);
 }
 
@@ -91,8 +91,8 @@ fn encoder_matches_the_cpu_reference_on_test_images() {
     let data = common::mnist();
     for (start, n) in [(0, 1), (17, 7), (1000, 1024)] {
         let images = latent_explorer::dataset::to_intensities(&data.test_images[start * 784..(start + n) * 784]);
-        let (mu, logvar) = pollster::block_on(engine().encode(&images)).unwrap();
-        let (cmu, clv) = vae().encode(&images).unwrap();
+        let (mu, logvar) = common::gaussian(pollster::block_on(engine().encode(&images)).unwrap());
+        let (cmu, clv) = common::gaussian(vae().encode(&images).unwrap());
         let (dm, dl) = (max_abs_diff(&mu, &cmu), max_abs_diff(&logvar, &clv));
         eprintln!("encode {n}: max |gpu - cpu| mu {dm:.2e}, logvar {dl:.2e}");
         assert!(dm <= 1e-4 && dl <= 1e-4, "{n} images: mu {dm}, logvar {dl}");
@@ -202,7 +202,7 @@ fn gpu_and_cpu_generators_agree() {
 #[test]
 fn sample_and_decode_matches_reparameterize_then_decode_on_the_cpu() {
     let images = latent_explorer::dataset::to_intensities(&common::mnist().test_images[..3 * 784]);
-    let (mu, logvar) = vae().encode(&images).unwrap();
+    let (mu, logvar) = common::gaussian(vae().encode(&images).unwrap());
     let (zs, pixels) = pollster::block_on(engine().sample_and_decode(&mu, &logvar, 16, 5)).unwrap();
     let cz = reparameterize(&mu, &logvar, 2, 16, 5, 0);
     assert!(max_abs_diff(&zs, &cz) <= 1e-5, "samples differ by {}", max_abs_diff(&zs, &cz));
@@ -216,7 +216,7 @@ fn sample_and_decode_matches_reparameterize_then_decode_on_the_cpu() {
 fn the_elbo_uses_the_gpu_samplers_noise() {
     let x = latent_explorer::dataset::to_intensities(&common::mnist().test_images[784..2 * 784]);
     let terms = latent_explorer::elbo::elbo(vae(), &x, 12, 9).unwrap();
-    let (zs, _) = pollster::block_on(engine().sample_and_decode(&terms.mu, &terms.logvar, 12, 9)).unwrap();
+    let (zs, _) = pollster::block_on(engine().sample_and_decode(&terms.mu, terms.logvar.as_deref().expect("a VAE"), 12, 9)).unwrap();
     assert!(max_abs_diff(&zs, &terms.z) <= 1e-5, "the ELBO's samples differ from the sampler's by {}", max_abs_diff(&zs, &terms.z));
 }
 
@@ -462,8 +462,8 @@ fn odd_paths_match_the_cpu(e: &GpuEngine, n: usize, k: usize, what: &str) -> f32
         worst = worst.max(max_abs_diff(&read, &cpu));
     }
     let images = odd_images(n, 3);
-    let (mu, logvar) = pollster::block_on(e.encode(&images)).unwrap();
-    let (cmu, clv) = v.encode(&images).unwrap();
+    let (mu, logvar) = common::gaussian(pollster::block_on(e.encode(&images)).unwrap());
+    let (cmu, clv) = common::gaussian(v.encode(&images).unwrap());
     let (d_mu, d_lv) = (max_abs_diff(&mu, &cmu), max_abs_diff(&logvar, &clv));
     let zs = pollster::block_on(e.sample(&cmu, &clv, k, 17)).unwrap();
     let czs = reparameterize(&cmu, &clv, 3, k, 17, 0);
@@ -538,8 +538,8 @@ fn large_batches_stay_within_a_lowered_binding_limit() {
     let drawn = draw_row(&e, &view, &batch, 1499, (28, 28), &cpu[1499 * 784..]);
 
     let images = latent_explorer::dataset::to_intensities(&common::mnist().test_images[..1500 * 784]);
-    let (mu, logvar) = pollster::block_on(e.encode(&images)).unwrap();
-    let (cmu, clv) = vae().encode(&images).unwrap();
+    let (mu, logvar) = common::gaussian(pollster::block_on(e.encode(&images)).unwrap());
+    let (cmu, clv) = common::gaussian(vae().encode(&images).unwrap());
     let (d_mu, d_lv) = (max_abs_diff(&mu, &cmu), max_abs_diff(&logvar, &clv));
 
     // 100 items x 16 samples: chunks end inside an item's samples.

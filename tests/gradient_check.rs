@@ -5,7 +5,7 @@
 
 use latent_explorer::architecture::Activation;
 use latent_explorer::train::backprop::{loss_and_grad, Workspace};
-use latent_explorer::{Architecture, Vae};
+use latent_explorer::{Architecture, ModelKind, ReconstructionLoss, Vae};
 
 /// Mean loss over the batch from the reference model, with the same noise as the backprop.
 fn reference_loss(vae: &Vae, x: &[f32], beta: f64, seed: u32) -> f64 {
@@ -84,4 +84,24 @@ fn gradients_match_with_identity_hidden_layers() {
 #[test]
 fn gradients_match_with_one_identity_hidden_layer_and_a_weighted_kl() {
     check(identity(9, &[6], 3), 4.0);
+}
+
+/// `mirrored(input, hidden, latent)` as `kind` scored by `loss`.
+fn of_kind(kind: ModelKind, loss: ReconstructionLoss, input: usize, hidden: &[usize], latent: usize) -> Architecture {
+    Architecture { kind, loss, ..Architecture::mirrored(input, hidden, latent) }
+}
+
+#[test]
+fn gradients_match_for_an_autoencoder_without_logvar_noise_or_kl() {
+    // beta is ignored: an autoencoder has no KL (a stray KL gradient would fail the check).
+    check(of_kind(ModelKind::Ae, ReconstructionLoss::Bce, 9, &[6], 3), 3.0);
+    let linear =
+        Architecture { hidden_activation: Activation::Identity, ..of_kind(ModelKind::Ae, ReconstructionLoss::Bce, 12, &[7, 5], 2) };
+    check(linear, 3.0);
+}
+
+#[test]
+fn gradients_match_for_squared_error_through_the_sigmoid() {
+    check(of_kind(ModelKind::Vae, ReconstructionLoss::Mse, 12, &[7, 5], 2), 1.0);
+    check(of_kind(ModelKind::Ae, ReconstructionLoss::Mse, 9, &[6], 3), 1.0);
 }

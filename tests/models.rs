@@ -37,7 +37,7 @@ fn manifest_entries_describe_their_files() {
         let dataset = field(entry, "dataset");
         // A listed file not shipped yet is the page's "not on this server" case; one that is
         // shipped must say the same as the manifest.
-        let Ok(bytes) = std::fs::read(models_dir().join(file)) else { continue };
+        let bytes = std::fs::read(models_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let model = weights::from_bytes(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
         let file_kind = model.metadata.get("kind").map_or("vae", String::as_str);
         assert_eq!(file_kind, kind, "{file}: the manifest says kind {kind}, the file {file_kind}");
@@ -47,10 +47,8 @@ fn manifest_entries_describe_their_files() {
     assert!(files.contains("mnist-2d.safetensors"), "the default model is not listed");
 }
 
-// The integrator ships the other models; until all of them are in www/models this fails, so it
-// is ignored: enable it (delete the ignore) when merging them.
+/// The menu lists exactly the shipped models, and each has its training log beside it.
 #[test]
-#[ignore = "enable once every model the manifest lists is shipped in www/models"]
 fn manifest_lists_exactly_the_shipped_models() {
     let listed: BTreeSet<String> = manifest().iter().map(|e| field(e, "file").to_string()).collect();
     let shipped: BTreeSet<String> = std::fs::read_dir(models_dir())
@@ -60,4 +58,48 @@ fn manifest_lists_exactly_the_shipped_models() {
         .filter(|name| name.ends_with(".safetensors") && !name.contains("testset"))
         .collect();
     assert_eq!(listed, shipped, "www/models/models.json must list exactly the shipped models");
+    for file in &shipped {
+        let log = models_dir().join(file.replace(".safetensors", ".train.jsonl"));
+        let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{file} has no training log {}: {e}", log.display()));
+        assert!(
+            text.lines().count() >= 1 && text.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()),
+            "{}: not JSON lines",
+            log.display()
+        );
+    }
+}
+
+/// The numbers the "things to try" tour quotes (in the page and the README) are the shipped
+/// files' figures: each (file, metadata key, scale, decimals) formatted as the tour writes it
+/// must appear in both. A retrained model with other figures fails here until the words follow.
+#[test]
+fn the_tour_quotes_the_shipped_figures() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("www/index.html")).expect("www/index.html");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let meta = |file: &str| weights::from_bytes(&std::fs::read(models_dir().join(file)).expect(file)).expect(file).metadata;
+    let value = |file: &str, key: &str| -> f64 {
+        meta(file).get(key).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{file} has no numeric {key}"))
+    };
+    let share = |file: &str, class: usize| -> f64 {
+        let shares: Vec<f64> = serde_json::from_str(&meta(file)["prior_share_by_class"]).expect("prior_share_by_class");
+        shares[class]
+    };
+    let quoted = [
+        format!("{:.1}%", 100.0 * value("mnist-2d-ae.safetensors", "codes_in_prior")),
+        format!("{:.1}%", 100.0 * value("mnist-2d.safetensors", "codes_in_prior")),
+        format!("{:.0}%", 100.0 * value("mnist-2d.safetensors", "prior_coverage")),
+        format!("{:.0}%", 100.0 * value("mnist-2d-ae.safetensors", "prior_coverage")),
+        format!("{:.1}%", 100.0 * share("mnist-2d-ae.safetensors", 1)),
+        format!("{:.1}%", 100.0 * share("mnist-2d-ae.safetensors", 6)),
+        format!("{:.1}%", 100.0 * value("mnist-2d-beta4.safetensors", "prior_coverage")),
+        format!("{:.1}", value("mnist-2d-beta4.safetensors", "test_reconstruction")),
+        format!("{:.1}", value("mnist-2d.safetensors", "test_reconstruction")),
+        format!("{:.1}", value("mnist-2d-pca.safetensors", "test_mse")),
+        format!("{:.1}", value("mnist-2d-ae.safetensors", "test_mse")),
+    ];
+    for q in &quoted {
+        assert!(page.contains(q.as_str()), "the page's tour does not quote {q}");
+        assert!(readme.contains(q.as_str()), "the README's tour does not quote {q}");
+    }
 }

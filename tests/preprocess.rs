@@ -54,8 +54,8 @@ fn fixture_photos_of_test_digits_encode_where_the_originals_do() {
         let input = preprocess::rgba_to_mnist(&rgba, w, h).unwrap();
         let original = latent_explorer::dataset::to_intensities(&data.test_images[index * 784..(index + 1) * 784]);
         let r = correlation(&input, &original);
-        let (mu_in, _) = vae.encode(&input).unwrap();
-        let (mu_orig, _) = vae.encode(&original).unwrap();
+        let mu_in = vae.encode(&input).unwrap().mu;
+        let mu_orig = vae.encode(&original).unwrap().mu;
         let dist = ((mu_in[0] - mu_orig[0]).powi(2) + (mu_in[1] - mu_orig[1]).powi(2)).sqrt();
         eprintln!("{name}: pixel correlation {r:.3}, latent distance {dist:.3} ({mu_in:?} vs {mu_orig:?})");
         assert!(r > 0.95, "{name}: preprocessed image correlates {r} with the original");

@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use latent_explorer::train::backprop::{loss_and_grad, Workspace};
-use latent_explorer::train::evaluate::TestFigures;
+use latent_explorer::train::evaluate::{encode_means, TestFigures};
 use latent_explorer::train::{checkpoint, EpochRecord, LrSchedule, Observer, Outcome, Quiet, TrainConfig, Trainer};
 use latent_explorer::weights::{self, StorageDtype};
 use latent_explorer::{Activation, Architecture};
@@ -205,7 +205,9 @@ fn a_trained_and_a_converted_model_carry_the_same_figures_and_convert_measures_t
     t.finish(&path, StorageDtype::F32).unwrap();
     let trained = weights::from_bytes(&std::fs::read(&path).unwrap()).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    let measured = |vae: &latent_explorer::Vae| TestFigures::measure(vae, &data.test_images, 10).entries();
+    let measured = |vae: &latent_explorer::Vae| {
+        TestFigures::measure(vae, &data.test_images, &data.test_labels, &encode_means(vae, &data.test_images), 10).entries()
+    };
     let figures = measured(&trained.vae);
     for (key, value) in &figures {
         assert_eq!(trained.metadata.get(*key), Some(value), "the trained model's {key}");
@@ -216,7 +218,7 @@ fn a_trained_and_a_converted_model_carry_the_same_figures_and_convert_measures_t
         forged.insert(key.to_string(), "-1".into());
     }
     let source = weights::to_bytes(&trained.vae, trained.embedding.as_ref(), &forged, StorageDtype::F32, Vec::new()).unwrap();
-    let (bytes, _) = weights::convert::convert(&source, &data.test_images, StorageDtype::F16).unwrap();
+    let (bytes, _) = weights::convert::convert(&source, &data.test_images, &data.test_labels, StorageDtype::F16).unwrap();
     let converted = weights::from_bytes(&bytes).unwrap();
     for (key, value) in measured(&converted.vae) {
         assert_eq!(converted.metadata.get(key), Some(&value), "the converted model's {key}");

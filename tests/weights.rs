@@ -87,6 +87,17 @@ fn a_pytorch_state_dict_without_metadata_is_understood() {
     assert!(file.embedding.is_none());
 }
 
+/// Without metadata, a file with no `encoder.logvar` tensors is an autoencoder (a VAE would be
+/// refused for the missing tensors).
+#[test]
+fn a_state_dict_without_a_logvar_head_is_an_autoencoder() {
+    let mut t = tiny_tensors();
+    t.retain(|(n, ..)| !n.starts_with("encoder.logvar"));
+    let file = weights::from_bytes(&raw_file(t, None)).unwrap();
+    assert_eq!(file.vae.arch().kind, latent_explorer::ModelKind::Ae);
+    assert!(file.vae.encode(&vec![0.5; file.vae.arch().input]).unwrap().logvar.is_none());
+}
+
 #[test]
 fn truncated_and_non_safetensors_files_are_format_errors() {
     let good = good_bytes();
@@ -220,7 +231,7 @@ fn the_shipped_model_loads_and_its_recorded_figures_reproduce() {
     let emb = file.embedding.expect("the shipped model carries the latent plane");
     assert_eq!(emb.labels, data.test_labels);
     let x = latent_explorer::dataset::to_intensities(&data.test_images[..50 * 784]);
-    let (mu, _) = file.vae.encode(&x).unwrap();
+    let mu = file.vae.encode(&x).unwrap().mu;
     for (a, b) in mu.iter().zip(&emb.mu[..100]) {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }

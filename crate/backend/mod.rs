@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 use crate::error::ModelError;
 use crate::gpu::{EngineOptions, FallbackCause, GpuEngine, GpuError};
-use crate::model::{reparameterize, Vae};
+use crate::model::{reparameterize, Encoding, Vae};
 
 mod race;
 #[cfg(not(target_arch = "wasm32"))]
@@ -259,8 +259,8 @@ impl Backend {
         }
     }
 
-    /// Encodes images (`n * input` intensities) to (mu, logvar), each `n * latent`.
-    pub async fn encode(&self, images: &[f32]) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+    /// Encodes images (`n * input` intensities) to their means and (a VAE's only) log-variances.
+    pub async fn encode(&self, images: &[f32]) -> Result<Encoding, ModelError> {
         match self.on_gpu(|gpu| async move { gpu.encode(images).await }).await? {
             Some(stats) => Ok(stats),
             None => self.vae.encode(images),

@@ -11,9 +11,10 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use latent_explorer::dataset::{self, Dataset};
+use latent_explorer::train::evaluate::TestFigures;
 use latent_explorer::train::{checkpoint, config, EpochRecord, LrSchedule, Observer, Outcome, TrainConfig, Trainer};
 use latent_explorer::weights::StorageDtype;
-use latent_explorer::{Architecture, ModelError};
+use latent_explorer::{Architecture, ModelError, ModelKind, ReconstructionLoss};
 
 /// Train a VAE on MNIST-format data with a Bernoulli decoder and a Gaussian encoder.
 #[derive(Parser, Debug)]
@@ -49,9 +50,17 @@ struct Args {
     hidden: Vec<usize>,
     #[arg(long, default_value_t = 2)]
     latent: usize,
-    /// Weight of the KL term: -ELBO = reconstruction + beta * KL.
+    /// Weight of the KL term: -ELBO = reconstruction + beta * KL (a VAE's only).
     #[arg(long, default_value_t = 1.0)]
     beta: f32,
+    /// What to train: vae (Gaussian encoder, ELBO), ae (deterministic encoder, reconstruction
+    /// only) or pca (the top --latent principal components, fitted in closed form).
+    #[arg(long, default_value = "vae", value_parser = ["vae", "ae", "pca"])]
+    kind: String,
+    /// Reconstruction loss: bce (Bernoulli cross-entropy) or mse (squared error). Default bce;
+    /// a pca is always mse (what it minimises).
+    #[arg(long, value_parser = ["bce", "mse"])]
+    loss: Option<String>,
     /// Use only the first N training images (quick runs).
     #[arg(long)]
     limit: Option<usize>,
@@ -172,6 +181,22 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     if args.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) || !(args.beta >= 0.0 && args.beta.is_finite()) {
         return Err("--lr must be positive and --beta non-negative".into());
     }
+    let kind = match args.kind.as_str() {
+        "ae" => ModelKind::Ae,
+        "pca" => ModelKind::Pca,
+        _ => ModelKind::Vae,
+    };
+    if !kind.is_variational() && args.beta != 1.0 {
+        return Err(format!("--beta weighs a VAE's KL term; a {} has none (drop --beta)", kind.name()));
+    }
+    let loss = match (args.loss.as_deref(), kind) {
+        (Some("bce"), ModelKind::Pca) => return Err("a pca minimises squared error: --loss bce is not available for it".into()),
+        (Some("mse"), _) | (None, ModelKind::Pca) => ReconstructionLoss::Mse,
+        _ => ReconstructionLoss::Bce,
+    };
+    if kind == ModelKind::Pca && (args.resume.is_some() || args.bench) {
+        return Err("a pca is fitted in one pass: --resume and --bench do not apply".into());
+    }
     if !(0.0..=1.0).contains(&args.lr_floor) {
         return Err("--lr-floor must be between 0 and 1".into());
     }
@@ -188,16 +213,16 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     if let Some(input) = &args.convert {
         let bytes = std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?;
         let data = load_data(&args, None)?;
-        let (converted, figures) = latent_explorer::weights::convert::convert(&bytes, &data.test_images, dtype)
+        let (converted, figures) = latent_explorer::weights::convert::convert(&bytes, &data.test_images, &data.test_labels, dtype)
             .map_err(|e| format!("{}: {e}", input.display()))?;
         latent_explorer::fsutil::atomic_write(&out, &converted).map_err(|e| format!("{}: {e}", out.display()))?;
         println!(
-            "wrote {} ({} bytes, {}): test -ELBO {:.3} nats, log p(x) >= {:.3}",
+            "wrote {} ({} bytes, {}, {}): {}",
             out.display(),
             converted.len(),
             args.dtype,
-            figures.elbo.neg_elbo,
-            figures.iw_bound
+            figures.kind.name(),
+            describe_figures(&figures)
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -228,8 +253,12 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
         (None, load_data(&args, args.limit)?)
     };
 
+    let arch = match kind {
+        ModelKind::Pca => Architecture::pca(data.pixels(), args.latent),
+        _ => Architecture { kind, loss, ..Architecture::mirrored(data.pixels(), &args.hidden, args.latent) },
+    };
     let config = TrainConfig {
-        arch: Architecture::mirrored(data.pixels(), &args.hidden, args.latent),
+        arch,
         epochs: args.epochs.unwrap_or(10),
         batch_size: args.batch_size,
         lr: args.lr.unwrap_or(1e-3),
@@ -243,6 +272,13 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
             _ => LrSchedule::Constant,
         },
     };
+    if kind == ModelKind::Pca {
+        eprintln!("model: {} ({} parameters), fitting {} components", config.arch.describe(), config.arch.n_params(), config.arch.latent);
+        let report = latent_explorer::train::trainer::fit_pca(&config, &data, &out, dtype).map_err(|e| e.to_string())?;
+        println!("fitted in {:.1} s; test {}", report.train_seconds, describe_figures(&report.figures));
+        println!("model written to {}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut trainer = match state {
         Some(s) => Trainer::from_state(s, &data).map_err(|e| e.to_string())?,
         None => Trainer::new(config, &data).map_err(|e| e.to_string())?,
@@ -300,10 +336,19 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
 fn report_final(r: &latent_explorer::train::FinalReport, out: &Path, ckpt: &Path, epochs: usize) {
     println!();
     println!("trained {epochs} epochs in {:.1} s", r.train_seconds);
-    println!("test -ELBO            {:8.3} nats  (reconstruction {:.3} + KL {:.3})", r.test.neg_elbo, r.test.reconstruction, r.test.kl);
-    println!("test log p(x) >=      {:8.3} nats  (importance-weighted bound)", r.iw_bound);
+    println!("test {}", describe_figures(&r.figures));
     println!("model written to {}", out.display());
     println!("checkpoint: {}  log: {}", ckpt.display(), latent_explorer::train::trainer::sibling(out, ".train.jsonl").display());
+}
+
+/// The test figures in one line: every kind's, then a VAE's bounds.
+fn describe_figures(f: &TestFigures) -> String {
+    let mut text =
+        format!("BCE {:.3} nats, squared error {:.3}, prior coverage {:.3}", f.reconstruction, f.squared_error, f.prior_coverage);
+    if let Some(v) = &f.variational {
+        text += &format!(", -ELBO {:.3} nats (KL {:.3}), log p(x) >= {:.3}", v.neg_elbo, v.kl, v.iw_bound);
+    }
+    text
 }
 
 fn bench(trainer: &mut Trainer) -> Result<ExitCode, String> {

@@ -73,8 +73,8 @@ pub(super) fn pack(name: &str, heads: &[(&[f32], &[f32])], n_in: usize, act: Act
     PackedLayer { name: name.to_string(), n_in, n_out, act, wt, bias }
 }
 
-/// The encoder (its hidden layers, then the mu and logvar heads stacked as one layer whose
-/// outputs are [mu | logvar]) and the decoder of `vae`, packed.
+/// The encoder (its hidden layers, then the heads stacked as one layer whose outputs are
+/// [mu | logvar], or [mu] alone for a deterministic kind) and the decoder of `vae`, packed.
 pub(super) fn pack_vae(vae: &Vae) -> (Vec<PackedLayer>, Vec<PackedLayer>) {
     let lay = vae.layout();
     let plain = |&i: &usize| {
@@ -83,8 +83,12 @@ pub(super) fn pack_vae(vae: &Vae) -> (Vec<PackedLayer>, Vec<PackedLayer>) {
     };
     let mut encoder: Vec<PackedLayer> = lay.encoder.iter().map(plain).collect();
     let (mu_spec, mu_w, mu_b) = vae.layer(lay.mu);
-    let (_, lv_w, lv_b) = vae.layer(lay.logvar);
-    encoder.push(pack("encoder.heads", &[(mu_w, mu_b), (lv_w, lv_b)], mu_spec.n_in, Activation::Identity));
+    let mut heads = vec![(mu_w, mu_b)];
+    if let Some(lv) = lay.logvar {
+        let (_, lv_w, lv_b) = vae.layer(lv);
+        heads.push((lv_w, lv_b));
+    }
+    encoder.push(pack("encoder.heads", &heads, mu_spec.n_in, Activation::Identity));
     (encoder, lay.decoder.iter().map(plain).collect())
 }
 
@@ -259,8 +263,22 @@ mod tests {
             }
             assert_eq!(last.bias[o], if o < 25 { b[o] } else { 0.0 });
         }
-        let (_, lv_w, _) = vae.layer(lay.logvar);
+        let (_, lv_w, _) = vae.layer(lay.logvar.expect("a VAE has a logvar head"));
         assert_eq!(encoder[2].wt[3 + 2], lv_w[2 * 7]); // logvar output 2, input 0: after mu's 3
+    }
+
+    #[test]
+    fn deterministic_kinds_pack_the_mean_head_alone() {
+        use crate::architecture::ModelKind;
+        let ae = Vae::init(crate::Architecture { kind: ModelKind::Ae, ..crate::Architecture::mirrored(25, &[13], 3) }, 5).unwrap();
+        let (encoder, _) = pack_vae(&ae);
+        let (_, mu_w, mu_b) = ae.layer(ae.layout().mu);
+        assert_eq!(encoder.last(), Some(&pack("encoder.heads", &[(mu_w, mu_b)], 13, Activation::Identity)));
+        let pca = Vae::init(crate::Architecture::pca(25, 3), 5).unwrap();
+        let (encoder, decoder) = pack_vae(&pca);
+        let shapes = |ls: &[PackedLayer]| ls.iter().map(|l| (l.n_in, l.n_out, l.act)).collect::<Vec<_>>();
+        assert_eq!(shapes(&encoder), [(25, 3, Activation::Identity)]);
+        assert_eq!(shapes(&decoder), [(3, 25, Activation::Identity)]);
     }
 
     #[test]

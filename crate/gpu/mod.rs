@@ -25,7 +25,7 @@ pub use error::{FallbackCause, GpuError};
 
 use crate::architecture::Architecture;
 use crate::error::ModelError;
-use crate::model::Vae;
+use crate::model::{Encoding, Vae};
 
 use dense::{Dense, GpuLayer};
 use device::Gpu;
@@ -302,10 +302,14 @@ impl GpuEngine {
         self.gpu.read_rows(&parts, stride, self.arch.input, true).await
     }
 
-    /// Encodes images (`n * input` intensities in [0, 1]) to (mu, logvar), each `n * latent`.
-    pub async fn encode(&self, images: &[f32]) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
+    /// Encodes images (`n * input` intensities in [0, 1]) to their means and, for a VAE, their
+    /// log-variances, each `n * latent`.
+    pub async fn encode(&self, images: &[f32]) -> Result<Encoding, GpuError> {
         let (parts, stride) = self.run_input(&self.encoder, images, self.arch.input, "images", false).await?;
         let d = self.arch.latent;
+        if !self.arch.kind.is_variational() {
+            return Ok(Encoding { mu: self.gpu.read_rows(&parts, stride, d, false).await?.0, logvar: None });
+        }
         let (stats, _) = self.gpu.read_rows(&parts, stride, 2 * d, false).await?;
         let mut mu = Vec::with_capacity(stats.len() / 2);
         let mut logvar = Vec::with_capacity(stats.len() / 2);
@@ -313,7 +317,7 @@ impl GpuEngine {
             mu.extend_from_slice(&row[..d]);
             logvar.extend_from_slice(&row[d..]);
         }
-        Ok((mu, logvar))
+        Ok(Encoding { mu, logvar: Some(logvar) })
     }
 
     /// Records the sampler chunk by chunk (`k` samples per row of (mu, logvar)), each chunk's

@@ -10,14 +10,16 @@
 //! Adam to each block while it is still in cache, and each product runs with the whole batch as
 //! its inner dimension instead of once per shard.
 //!
-//! Gradients are of `scale * sum_i (rec_i + beta * kl_i)`. Every value is computed the same way
+//! Gradients are of `scale * sum_i (rec_i + beta * kl_i)`, the reconstruction being BCE or
+//! squared error per the architecture's loss. A deterministic kind (autoencoder) has no
+//! log-variance head, no noise and no KL: z is the mean. Every value is computed the same way
 //! whatever the shard and block split, so training is bit-identical for any thread count.
 
 use std::ops::Range;
 
-use crate::architecture::Activation;
+use crate::architecture::{Activation, ReconstructionLoss};
 use crate::gemm::{gemm, gemm_at, Op};
-use crate::loss::{bce_rows_and_grad, kl_standard_normal};
+use crate::loss::{bce_rows_and_grad, kl_standard_normal, mse_rows_and_grad};
 use crate::model::{activate_backward, reparameterize_into, ParamLayout, Vae};
 
 /// Activations and deltas of a whole batch, row-major, reused across steps.
@@ -153,7 +155,7 @@ impl Workspace {
         if li == lay.mu {
             return (&self.dmu, h_enc);
         }
-        if li == lay.logvar {
+        if Some(li) == lay.logvar {
             return (&self.dlogvar, h_enc);
         }
         if let Some(j) = lay.encoder.iter().position(|&e| e == li) {
@@ -206,13 +208,20 @@ pub fn shard_deltas(vae: &Vae, x: &[f32], beta: f32, seed: u32, index0: u32, sca
 
     // ---- heads and the reparameterized sample
     vae.dense_serial(lay.mu, h_enc, rows, mu);
-    vae.dense_serial(lay.logvar, h_enc, rows, logvar);
-    reparameterize_into(mu, logvar, d, 1, seed, index0, eps, z);
+    if let Some(lv) = lay.logvar {
+        vae.dense_serial(lv, h_enc, rows, logvar);
+        reparameterize_into(mu, logvar, d, 1, seed, index0, eps, z);
+    } else {
+        z.copy_from_slice(mu);
+    }
 
     // ---- forward: decoder. The output layer stops at its logits: the loss below is the
-    // sigmoid and the cross-entropy in one, stable step (its gradient is sigmoid(l) - x).
+    // activation and the loss in one, stable step (BCE's gradient is sigmoid(l) - x).
     let (&out_layer, dec_hidden) = lay.decoder.split_last().expect("decoder has an output layer");
-    assert_eq!(act(out_layer), Activation::Sigmoid, "the loss is Bernoulli on sigmoid outputs");
+    match arch.loss {
+        ReconstructionLoss::Bce => assert_eq!(act(out_layer), Activation::Sigmoid, "BCE is Bernoulli on sigmoid outputs"),
+        ReconstructionLoss::Mse => assert_ne!(act(out_layer), Activation::Relu, "squared error through a sigmoid or identity output"),
+    }
     for (j, &li) in dec_hidden.iter().enumerate() {
         let (done, rest) = dec.split_at_mut(j);
         let input: &[f32] = if j == 0 { z } else { done[j - 1] };
@@ -221,11 +230,16 @@ pub fn shard_deltas(vae: &Vae, x: &[f32], beta: f32, seed: u32, index0: u32, sca
     let h_dec: &[f32] = dec.last().map(|v| &**v).unwrap_or(z);
     vae.affine_serial(out_layer, h_dec, rows, logits);
 
-    // ---- loss, and d(loss)/d(logits) = sigmoid(l) - x, in place
-    let reconstruction = bce_rows_and_grad(logits, x, n, scale);
+    // ---- loss, and d(loss)/d(logits) in place
+    let reconstruction = match arch.loss {
+        ReconstructionLoss::Bce => bce_rows_and_grad(logits, x, n, scale),
+        ReconstructionLoss::Mse => mse_rows_and_grad(logits, x, act(out_layer), scale),
+    };
     let mut sums = LossSums { reconstruction, kl: 0.0 };
-    for i in 0..rows {
-        sums.kl += kl_standard_normal(&mu[i * d..(i + 1) * d], &logvar[i * d..(i + 1) * d]);
+    if lay.logvar.is_some() {
+        for i in 0..rows {
+            sums.kl += kl_standard_normal(&mu[i * d..(i + 1) * d], &logvar[i * d..(i + 1) * d]);
+        }
     }
 
     // ---- backward through the decoder: each layer's delta times its weights, through the
@@ -243,16 +257,20 @@ pub fn shard_deltas(vae: &Vae, x: &[f32], beta: f32, seed: u32, index0: u32, sca
     }
 
     // ---- back through the sample z = mu + exp(lv/2) eps (`reparameterize_into`), plus the
-    // KL's own gradient
+    // KL's own gradient; a deterministic encoder's z is mu
     let kl_scale = beta * scale;
-    for j in 0..rows * d {
-        let (m, lv) = (mu[j], logvar[j]);
-        let s = (0.5 * lv).exp();
-        dmu[j] = dz[j] + kl_scale * m;
-        dlogvar[j] = dz[j] * eps[j] * 0.5 * s + kl_scale * 0.5 * (s * s - 1.0);
+    if let Some(lv_layer) = lay.logvar {
+        for j in 0..rows * d {
+            let (m, lv) = (mu[j], logvar[j]);
+            let s = (0.5 * lv).exp();
+            dmu[j] = dz[j] + kl_scale * m;
+            dlogvar[j] = dz[j] * eps[j] * 0.5 * s + kl_scale * 0.5 * (s * s - 1.0);
+        }
+        activate_backward(act(lv_layer), dlogvar, logvar);
+    } else {
+        dmu.copy_from_slice(dz);
     }
     activate_backward(act(lay.mu), dmu, mu);
-    activate_backward(act(lay.logvar), dlogvar, logvar);
 
     // ---- heads, then the encoder trunk (no gradient into the input images)
     let Some(last) = lay.encoder.len().checked_sub(1) else {
@@ -261,7 +279,9 @@ pub fn shard_deltas(vae: &Vae, x: &[f32], beta: f32, seed: u32, index0: u32, sca
     let h_width = lay.layers[lay.mu].n_in;
     let dh = &mut d_enc[last][..];
     gemm(rows, d, h_width, dmu, Op::N, vae.layer(lay.mu).1, Op::N, 0.0, dh);
-    gemm(rows, d, h_width, dlogvar, Op::N, vae.layer(lay.logvar).1, Op::N, 1.0, dh);
+    if let Some(lv_layer) = lay.logvar {
+        gemm(rows, d, h_width, dlogvar, Op::N, vae.layer(lv_layer).1, Op::N, 1.0, dh);
+    }
     activate_backward(act(lay.encoder[last]), dh, enc[last]);
     for j in (1..lay.encoder.len()).rev() {
         let li = lay.encoder[j];

@@ -1,13 +1,14 @@
 //! The native trainer: backprop, Adam, evaluation, checkpoints and the training loop.
 //!
 //! Files import each other in one direction only: `state` uses `config`; `step` and `checkpoint`
-//! use `state`; `trainer` uses all of them. `backprop`, `adam` and `evaluate` use none of these.
+//! use `state`; `trainer` uses all of them. `backprop`, `adam`, `evaluate` and `pca` use none of these.
 
 pub mod adam;
 pub mod backprop;
 pub mod checkpoint;
 pub mod config;
 pub mod evaluate;
+pub mod pca;
 pub mod state;
 pub mod step;
 pub mod trainer;

@@ -13,12 +13,15 @@ use std::time::Instant;
 use super::backprop::LossSums;
 use super::checkpoint;
 use super::config::TrainConfig;
-use super::evaluate::{self, ElboReport, TestFigures};
+use super::evaluate::{self, TestFigures};
+use super::pca;
 use super::state::{EpochRecord, TrainState};
 use super::step::{StepReport, Stepper};
+use crate::architecture::ModelKind;
 use crate::dataset::Dataset;
 use crate::error::ModelError;
 use crate::fsutil::atomic_write;
+use crate::model::Vae;
 use crate::rng;
 use crate::weights::{self, Embedding, StorageDtype};
 
@@ -45,8 +48,7 @@ pub enum Outcome {
 /// Final figures, also written into the model's metadata.
 #[derive(Clone, Debug)]
 pub struct FinalReport {
-    pub test: ElboReport,
-    pub iw_bound: f64,
+    pub figures: TestFigures,
     pub train_seconds: f64,
     pub model_path: PathBuf,
 }
@@ -200,41 +202,76 @@ impl<'a> Trainer<'a> {
     /// Evaluates the trained model and writes the model file (atomically).
     pub fn finish(&self, out: &Path, dtype: StorageDtype) -> Result<FinalReport, ModelError> {
         let st = &self.state;
-        let images = &self.data.test_images;
-        let (figures, mu) = self
-            .stepper
-            .pool()
-            .install(|| (TestFigures::measure(&st.vae, images, st.config.iw_samples), evaluate::encode_means(&st.vae, images)));
-        let embedding = Embedding { mu, labels: self.data.test_labels.clone() };
-        let meta = self.metadata(&figures);
-        let bytes = weights::to_bytes(&st.vae, Some(&embedding), &meta, dtype, Vec::new())?;
-        atomic_write(out, &bytes).map_err(|e| ModelError::Io(format!("writing {}: {e}", out.display())))?;
-        Ok(FinalReport { test: figures.elbo, iw_bound: figures.iw_bound, train_seconds: st.train_seconds, model_path: out.to_path_buf() })
+        let run = Run { config: &st.config, data: self.data, epochs: st.epoch, train_seconds: st.train_seconds };
+        self.stepper.pool().install(|| write_model(&st.vae, &run, out, dtype))
     }
+}
 
-    /// The model file's metadata: the run's settings and the test figures.
-    fn metadata(&self, figures: &TestFigures) -> BTreeMap<String, String> {
-        let st = &self.state;
-        let c = &st.config;
-        let dataset = self.data.metadata_json();
-        let mut m = BTreeMap::new();
-        let mut put = |k: &str, v: String| {
-            m.insert(k.to_string(), v);
-        };
-        put("dataset", dataset.to_string());
-        put("epochs", st.epoch.to_string());
+/// What the model file's metadata says about the run that made it.
+struct Run<'a> {
+    config: &'a TrainConfig,
+    data: &'a Dataset,
+    epochs: usize,
+    train_seconds: f64,
+}
+
+/// Measures `vae` on the test set and writes it, its embedding and the run's metadata to `out`
+/// (atomically), in the current rayon pool: every kind's model file is written here.
+fn write_model(vae: &Vae, run: &Run, out: &Path, dtype: StorageDtype) -> Result<FinalReport, ModelError> {
+    let images = &run.data.test_images;
+    let mu = evaluate::encode_means(vae, images);
+    let figures = TestFigures::measure(vae, images, &run.data.test_labels, &mu, run.config.iw_samples);
+    let embedding = Embedding { mu, labels: run.data.test_labels.clone() };
+    let meta = metadata(run, &figures);
+    let bytes = weights::to_bytes(vae, Some(&embedding), &meta, dtype, Vec::new())?;
+    atomic_write(out, &bytes).map_err(|e| ModelError::Io(format!("writing {}: {e}", out.display())))?;
+    Ok(FinalReport { figures, train_seconds: run.train_seconds, model_path: out.to_path_buf() })
+}
+
+/// The model file's metadata: the run's settings and the test figures (a PCA has no optimiser
+/// settings, and only a VAE a beta).
+fn metadata(run: &Run, figures: &TestFigures) -> BTreeMap<String, String> {
+    let c = run.config;
+    let mut m = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        m.insert(k.to_string(), v);
+    };
+    put("dataset", run.data.metadata_json().to_string());
+    put("threads", c.threads.to_string());
+    put("train_seconds", format!("{:.1}", run.train_seconds));
+    put("crate_version", env!("CARGO_PKG_VERSION").to_string());
+    put("trainer", "latent-explorer train".to_string());
+    if c.arch.kind != ModelKind::Pca {
+        put("epochs", run.epochs.to_string());
         put("seed", c.seed.to_string());
-        put("beta", c.beta.to_string());
         put("lr", c.lr.to_string());
         put("lr_schedule", serde_json::to_string(&c.schedule).expect("schedules serialise"));
         put("batch_size", c.batch_size.to_string());
-        put("threads", c.threads.to_string());
-        put("train_seconds", format!("{:.1}", st.train_seconds));
-        put("crate_version", env!("CARGO_PKG_VERSION").to_string());
-        put("trainer", "latent-explorer train".to_string());
-        figures.record(&mut m);
-        m
     }
+    if c.arch.kind.is_variational() {
+        put("beta", c.beta.to_string());
+    }
+    figures.record(&mut m);
+    m
+}
+
+/// `train --kind pca`: fits the principal components of the training images (`pca`), writes the
+/// model file like any run's and a one-line log (fit seconds, explained variances) beside it.
+pub fn fit_pca(config: &TrainConfig, data: &Dataset, out: &Path, dtype: StorageDtype) -> Result<FinalReport, ModelError> {
+    check_outputs(out)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::Io(format!("{}: {e}", dir.display())))?;
+    }
+    let pool = Stepper::new(config.threads)?;
+    let t0 = Instant::now();
+    let pca = pool.pool().install(|| pca::fit(&data.train_images, data.pixels(), config.arch.latent))?;
+    let vae = pca.to_model()?;
+    let fit_seconds = t0.elapsed().as_secs_f64();
+    let log = sibling(out, ".train.jsonl");
+    let line = serde_json::to_string(&pca.record(fit_seconds)).expect("records serialise") + "\n";
+    atomic_write(&log, line.as_bytes()).map_err(|e| ModelError::Io(format!("{}: {e}", log.display())))?;
+    let run = Run { config, data, epochs: 0, train_seconds: fit_seconds };
+    pool.pool().install(|| write_model(&vae, &run, out, dtype))
 }
 
 fn append_line(path: &Path, line: &str) -> Result<(), ModelError> {

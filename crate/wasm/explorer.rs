@@ -60,7 +60,7 @@ pub struct Explorer {
 #[derive(Serialize)]
 struct Encoded {
     mu: Vec<f32>,
-    logvar: Vec<f32>,
+    logvar: Option<Vec<f32>>,
 }
 
 /// Why the GPU is not in use: `cause` is a [`FallbackCause`] code.
@@ -273,12 +273,12 @@ impl Explorer {
         self.inner.backend.vae().decode(&z).map_err(js_err)
     }
 
-    /// Encodes images (`n * side * side` intensities) to `{mu, logvar}`.
+    /// Encodes images (`n * side * side` intensities) to `{mu, logvar}` (logvar null: deterministic).
     pub fn encode(&self, images: Vec<f32>) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let (mu, logvar) = inner.backend.encode(&images).await.map_err(js_err)?;
-            to_js(&Encoded { mu, logvar })
+            let e = inner.backend.encode(&images).await.map_err(js_err)?;
+            to_js(&Encoded { mu: e.mu, logvar: e.logvar })
         })
     }
 

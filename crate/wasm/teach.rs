@@ -41,6 +41,8 @@ pub const ELBO_SEED: u32 = 11;
 #[derive(Serialize)]
 struct Elbo {
     reconstruction: f64,
+    /// What `reconstruction` scores, the model's loss: "bce" (nats) or "mse" (squared error).
+    loss: &'static str,
     /// `None` for an encoder without a logvar (deterministic: no KL term).
     kl: Option<f64>,
     /// Each pixel's share of the reconstruction term.
@@ -52,12 +54,18 @@ struct Elbo {
 #[wasm_bindgen]
 impl Explorer {
     /// The ELBO terms of `pixels` (`side * side` intensities) on the CPU reference, averaged over
-    /// `ELBO_SAMPLES` draws with `ELBO_SEED` (`crate::elbo`): `{reconstruction, kl, map,
+    /// `ELBO_SAMPLES` draws with `ELBO_SEED` (`crate::elbo`): `{reconstruction, loss, kl, map,
     /// samples, seed}` in nats, `kl` null when the encoder gives no logvar.
     pub fn elbo(&self, pixels: Vec<f32>) -> Result<JsValue, JsValue> {
         let terms = elbo::elbo(self.inner.backend.vae(), &pixels, ELBO_SAMPLES, ELBO_SEED).map_err(js_err)?;
-        let kl = (!terms.logvar.is_empty()).then_some(terms.kl);
-        to_js(&Elbo { reconstruction: terms.reconstruction, kl, map: terms.pixel_reconstruction, samples: ELBO_SAMPLES, seed: ELBO_SEED })
+        to_js(&Elbo {
+            reconstruction: terms.reconstruction,
+            loss: terms.loss.name(),
+            kl: terms.kl,
+            map: terms.pixel_reconstruction,
+            samples: ELBO_SAMPLES,
+            seed: ELBO_SEED,
+        })
     }
 }
 

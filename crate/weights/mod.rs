@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 
-use crate::architecture::Architecture;
+use crate::architecture::{Architecture, ModelKind};
 use crate::error::ModelError;
 use crate::model::Vae;
 
@@ -205,7 +205,8 @@ fn read_embedding(st: &SafeTensors, latent: usize) -> Result<Embedding, ModelErr
 }
 
 /// Rebuilds the architecture from tensor shapes, for files written by other tools (e.g. a
-/// PyTorch `state_dict` saved with `safetensors.torch.save_file`) that carry no metadata.
+/// PyTorch `state_dict` saved with `safetensors.torch.save_file`) that carry no metadata: a VAE
+/// when `encoder.logvar.weight` is there, else an autoencoder (both with BCE, as the default).
 fn infer_architecture(st: &SafeTensors) -> Result<Architecture, ModelError> {
     let shape = |name: &str| st.tensor(name).ok().map(|t| t.shape().to_vec());
     let out_size = |prefix: &str| {
@@ -225,6 +226,9 @@ fn infer_architecture(st: &SafeTensors) -> Result<Architecture, ModelError> {
     }
     let mut arch = Architecture::mirrored(out[0], &out_size("encoder"), mu[0]);
     arch.decoder_hidden = out_size("decoder");
+    if shape("encoder.logvar.weight").is_none() {
+        arch.kind = ModelKind::Ae;
+    }
     Ok(arch)
 }
 

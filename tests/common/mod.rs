@@ -51,3 +51,8 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A VAE's encoding as (mu, logvar); panics for a deterministic encoder.
+pub fn gaussian(e: latent_explorer::model::Encoding) -> (Vec<f32>, Vec<f32>) {
+    (e.mu, e.logvar.expect("a VAE's encoding has log-variances"))
+}

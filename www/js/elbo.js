@@ -53,10 +53,12 @@ function show(input) {
     return;
   }
   const nats = (v) => `${v.toFixed(2)} nats`;
+  // PCA (and an autoencoder trained on it) scores squared error, not a log-likelihood.
+  const error = (v) => (r.loss === "mse" ? `${v.toFixed(2)} (squared error summed over the pixels)` : `${nats(v)} (binary cross-entropy of the decoded code)`);
   el.dataset.reconstruction = String(r.reconstruction);
   if (r.kl == null || isDeterministic()) {
     el.dataset.kl = "";
-    el.textContent = `reconstruction error ${nats(r.reconstruction)} (binary cross-entropy of the decoded code). No KL term: this model's encoder is deterministic (${state.kind}), it gives one code per picture and no q(z|x) to compare with the prior, so there is no ELBO.`;
+    el.textContent = `reconstruction error ${error(r.reconstruction)}. No KL term: this model's encoder is deterministic (${state.kind}), it gives one code per picture and no q(z|x) to compare with the prior, so there is no ELBO.`;
   } else {
     el.dataset.kl = String(r.kl);
     el.textContent = `reconstruction ${nats(r.reconstruction)} + KL ${nats(r.kl)} = −ELBO ${nats(r.reconstruction + r.kl)} (averaged over ${r.samples} draws z ~ q(z|x), seed ${r.seed})`;

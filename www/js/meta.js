@@ -30,6 +30,30 @@ export function priorCoverage(meta) {
   return meta?.prior_coverage != null && Number.isFinite(v) ? v : null;
 }
 
+/** The share of the test set's codes inside the circle (ball) holding 99% of the prior's draws,
+ * or null when not recorded. */
+export function codesInPrior(meta) {
+  const v = Number(meta?.codes_in_prior);
+  return meta?.codes_in_prior != null && Number.isFinite(v) ? v : null;
+}
+
+/** Per class, the share of the prior's draws whose nearest test-set code has that class, or null. */
+export function priorShares(meta) {
+  const v = json(meta, "prior_share_by_class");
+  return Array.isArray(v) && v.length && v.every(Number.isFinite) ? v : null;
+}
+
+/** The classes with the smallest and the largest share of the prior's draws: { low, high } as
+ * { name, share }, or null when not recorded. */
+export function priorExtremes(meta) {
+  const shares = priorShares(meta);
+  if (!shares) return null;
+  const names = classNames(meta);
+  const at = (i) => ({ name: names[i] ?? String(i), share: shares[i] });
+  const order = shares.map((_, i) => i).sort((a, b) => shares[a] - shares[b]);
+  return { low: at(order[0]), high: at(order[order.length - 1]) };
+}
+
 const KIND_WORDS = {
   vae: "variational autoencoder",
   ae: "plain autoencoder",
@@ -39,7 +63,7 @@ const KIND_WORDS = {
 // The test figures shown beside a plane, in this order, with what each one is.
 const FIGURES = [
   ["test_reconstruction", "reconstruction (BCE)", "nats per image"],
-  ["test_mse", "reconstruction (MSE)", "per pixel"],
+  ["test_mse", "reconstruction (squared error)", "per image"],
   ["test_kl", "KL(q(z|x) ‖ N(0, I))", "nats per image"],
   ["test_neg_elbo", "−ELBO", "nats per image"],
 ];
@@ -52,11 +76,15 @@ export function figureRows(meta) {
   const data = datasetName(meta);
   if (data) rows.push(["data", data]);
   for (const [key, label, unit] of FIGURES) {
-    if (meta?.[key] != null && Number.isFinite(Number(meta[key]))) rows.push([label, `${Number(meta[key]).toFixed(key === "test_mse" ? 4 : 1)} ${unit}`]);
+    if (meta?.[key] != null && Number.isFinite(Number(meta[key]))) rows.push([label, `${Number(meta[key]).toFixed(1)} ${unit}`]);
   }
   if (kind === "ae" || kind === "pca") rows.push(["KL", "no KL: a plain autoencoder"]);
   const cover = priorCoverage(meta);
   if (cover != null) rows.push(["prior coverage", `${(100 * cover).toFixed(1)}% of prior draws land near a test-set code`]);
+  const inside = codesInPrior(meta);
+  if (inside != null) rows.push(["codes in the prior", `${(100 * inside).toFixed(1)}% of test-set codes lie where 99% of the prior's draws fall`]);
+  const ext = priorExtremes(meta);
+  if (ext) rows.push(["prior's draws by class", `fewest nearest “${ext.low.name}” (${(100 * ext.low.share).toFixed(1)}%), most nearest “${ext.high.name}” (${(100 * ext.high.share).toFixed(1)}%)`]);
   return rows;
 }
 

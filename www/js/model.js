@@ -54,6 +54,9 @@ export async function loadModel(bytes, what) {
   // A larger latent is seen along the embedding's principal axes (at least a few points needed).
   state.projection = state.latent > 2 ? new Projection(embedding.mu, state.latent) : null;
   state.embedding = { ...embedding, xy: planeCoords(embedding.mu) };
+  // An autoencoder's or PCA's encoder is deterministic (no sigma): no sampling around a point.
+  state.deterministic = ["ae", "pca"].includes(JSON.parse(explorer.metadata().architecture ?? "{}").kind);
+  for (const id of ["sigma", "resample"]) $(id).disabled = state.deterministic;
   showError("");
   freshDigitCanvas();
   drawBackdrop();

@@ -8,7 +8,7 @@ import { setStatus, showError } from "./status.js";
 import { drawPlane } from "./plane.js";
 import { paintDigit } from "./digit.js";
 import { secondExplorer, showSecondDots } from "./compare.js";
-import { kindOf, priorCoverage } from "./meta.js";
+import { kindOf, priorCoverage, codesInPrior, priorExtremes } from "./meta.js";
 
 export const PRIOR_SAMPLES = 16;
 export const FIRST_PRIOR_SEED = 1;
@@ -32,8 +32,13 @@ export function priorText(shown) {
     const [hi, lo] = known[0].cover > known[1].cover ? known : [known[1], known[0]];
     parts.push(`More of ${hi.title}'s draws land where its digits are; the rest of ${lo.title}'s land away from its codes, where no test-set digit was encoded.`);
   }
-  if (covers.some((c) => c.kind === "ae" || c.kind === "pca")) {
-    parts.push("A plain autoencoder has no KL term pulling its codes toward N(0, I): its decoder still draws confident digits between its clusters, but its codes need not lie where the prior's draws fall, some digits get little room, and neighbouring points can decode to different digits.");
+  // Where the codes lie relative to N(0, I), and which classes the prior's draws reach: the
+  // figures that set a plain autoencoder apart (its decoder, too, draws digits between clusters).
+  for (const { title, meta } of shown) {
+    const inside = codesInPrior(meta), ext = priorExtremes(meta);
+    if (inside == null || !ext) continue;
+    const plain = kindOf(meta) !== "vae";
+    parts.push(`${title}: ${percent(inside)} of its test-set codes lie inside the circle holding 99% of the prior's draws, and the draws land nearest “${ext.low.name}” least often (${percent(ext.low.share)}) and “${ext.high.name}” most often (${percent(ext.high.share)})${plain ? ": with no KL term pulling its codes toward N(0, I), the prior's samples reach only the codes near the origin, though its decoder still draws confident shapes between its clusters (try the manifold backdrop)" : ""}.`);
   }
   return parts.join(" ");
 }
@@ -73,10 +78,10 @@ export async function drawPrior(seed) {
     const d = state.latent;
     const zs = Array.from({ length: PRIOR_SAMPLES }, (_, i) => Array.from(results[0].z.slice(i * d, i * d + d)));
     state.prior = { seed, z: zs, pixels: results.map((r) => Array.from(r.pixels)), z2: results[1] && Array.from(results[1].z) };
-    state.samples = zs.map((z) => [z[0], z[1] ?? 0]);
+    state.samples = zs;
     if ($("samples").firstChild) $("samples").replaceChildren();
     drawPlane();
-    if (e2) showSecondDots(state.samples);
+    if (e2) showSecondDots(Array.from({ length: PRIOR_SAMPLES }, (_, i) => Array.from(results[1].z.slice(2 * i, 2 * i + 2))));
     const shown = models.map(({ e, title }) => ({ title, meta: e.metadata() }));
     $("prior-grids").replaceChildren(...models.map(({ title, testid }, k) => grid(title, priorCoverage(shown[k].meta), results[k].pixels, zs, testid)));
     $("prior-text").textContent = priorText(shown);

@@ -14,6 +14,7 @@ export const state = {
   input: null,          // the last drawing or upload, preprocessed (side * side intensities)
   corruption: null,     // the last noise or erasure: {how, corrupted, reconstruction, ...} (corrupt.js)
   sigma: null,          // encoder's sigma for the point, when it came from an encoding
+  deterministic: false, // the loaded model's encoder has no sigma (autoencoder, PCA)
   samples: [],          // sampled z's, drawn as dots
   seed: 1,
   lastDecodeMs: null,
