@@ -78,7 +78,8 @@ export function figureRows(meta) {
   for (const [key, label, unit] of FIGURES) {
     if (meta?.[key] != null && Number.isFinite(Number(meta[key]))) rows.push([label, `${Number(meta[key]).toFixed(1)} ${unit}`]);
   }
-  if (kind === "ae" || kind === "pca") rows.push(["KL", "no KL: a plain autoencoder"]);
+  if (kind === "ae") rows.push(["KL", "no KL: a plain autoencoder"]);
+  if (kind === "pca") rows.push(["KL", "no KL: PCA's encoder is a fixed linear map"]);
   const cover = priorCoverage(meta);
   if (cover != null) rows.push(["prior coverage", `${(100 * cover).toFixed(1)}% of prior draws land near a test-set code`]);
   const inside = codesInPrior(meta);

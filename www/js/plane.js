@@ -72,8 +72,9 @@ export function paintBackdrop(ctx, { xy, labels }, range, manifoldCanvas, axes =
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, W, W);
   if (manifoldCanvas) ctx.drawImage(manifoldCanvas, 0, 0, W, W);
-  // Axes and grid: unit spacing, or half the range for a small one.
-  const step = range >= 2 ? 1 : range / 2;
+  // Axes and grid: at most five lines a side (an autoencoder's plane can be 25 units wide), unit
+  // spacing at least, or half the range for a small one.
+  const step = range >= 2 ? Math.max(1, niceCeil(range / 5)) : range / 2;
   ctx.strokeStyle = "#eee";
   ctx.fillStyle = "#888";
   ctx.font = "11px system-ui";
