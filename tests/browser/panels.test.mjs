@@ -213,6 +213,11 @@ test("a model with an 8-dimensional latent loads; its plane is the embedding's p
     assert.ok(Math.hypot(...move) > 0.1 * range, "clicking the plane did not move z");
     const along = move.reduce((s, v, i) => s + (v * step[i]) / 1.5, 0);
     assert.ok(Math.abs(along) < 1e-3, `moving on the plane changed the third axis's coordinate by ${along}`);
+    // The manifold backdrop is the decoder at the sliders' coordinates: letting a slider go redraws it.
+    await page.locator('[data-testid="manifold"]').check();
+    await page.waitForFunction(() => window.explorer.state.manifold?.rest === "1.5,0,0,0,0,0");
+    await page.evaluate(() => { const s = document.querySelector('[data-testid="axis-4"]'); s.value = "-2"; s.dispatchEvent(new Event("input")); s.dispatchEvent(new Event("change")); });
+    await page.waitForFunction(() => window.explorer.state.manifold?.rest === "1.5,-2,0,0,0,0", null, { timeout: 60000 });
     assert.ok(worstDiff(c.px, decode(model, c.z)) <= 2 / 255 + 1e-9);
     // The plane shows the embedding: many coloured points.
     const points = await colouredPixels(page);

@@ -33,8 +33,9 @@ export function setRest(z) {
 }
 
 /** Makes one slider per axis past the plane's two (none for a 2-D latent), over the prior's
- * [-4, 4] or the plane's range if wider; `onChange` runs when one moves. */
-export function makeAxisSliders(onChange) {
+ * [-4, 4] or the plane's range if wider; `onChange` runs when one moves, `onSettle` when it is
+ * let go (the manifold backdrop, hundreds of decodes, is redrawn then, not on every step). */
+export function makeAxisSliders(onChange, onSettle = () => {}) {
   const box = $("axes");
   box.replaceChildren();
   box.hidden = !state.projection;
@@ -52,6 +53,7 @@ export function makeAxisSliders(onChange) {
     const val = document.createElement("span");
     val.textContent = "0.00";
     input.addEventListener("input", () => { val.textContent = Number(input.value).toFixed(2); onChange(); });
+    input.addEventListener("change", onSettle);
     label.append(input, val);
     box.appendChild(label);
   }

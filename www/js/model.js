@@ -62,7 +62,8 @@ export async function loadModel(bytes, what) {
   drawBackdrop();
   showFigures($("figures"), explorer.metadata());
   for (const f of state.onModel) f();
-  makeAxisSliders(() => moveTo(toPlane(state.z)));
+  // The manifold shows the decoder at the sliders' coordinates: redrawn when one is let go.
+  makeAxisSliders(() => moveTo(toPlane(state.z)), () => { if ($("manifold").checked) showManifold(); });
   setStatus();
   moveTo([0, 0]);
   if ($("manifold").checked) showManifold();
