@@ -14,10 +14,9 @@
 
 use thiserror::Error;
 
-use crate::architecture::Activation;
 use crate::error::ModelError;
 use crate::kind::ReconstructionLoss;
-use crate::loss::{bce_and_grad, kl_standard_normal, sigmoid_branch_free, BCE_CLAMP};
+use crate::loss::{kl_standard_normal, pixel_errors};
 use crate::model::{reparameterize, Vae};
 
 /// One image's ELBO terms, in nats.
@@ -74,7 +73,11 @@ pub fn elbo(vae: &Vae, x: &[f32], k: usize, seed: u32) -> Result<ElboTerms, Elbo
     let mut pixels = vec![0.0f64; n];
     for sample in logits.chunks_exact(n) {
         for ((p, &l), &t) in pixels.iter_mut().zip(sample).zip(x) {
-            *p += pixel_error(act, loss, l, t);
+            let (bce, squared) = pixel_errors(act, l, t);
+            *p += match loss {
+                ReconstructionLoss::Bce => bce,
+                ReconstructionLoss::Mse => squared,
+            };
         }
     }
     pixels.iter_mut().for_each(|p| *p /= samples as f64);
@@ -90,24 +93,6 @@ pub fn elbo(vae: &Vae, x: &[f32], k: usize, seed: u32) -> Result<ElboTerms, Elbo
         logvar: enc.logvar,
         z,
     })
-}
-
-/// One pixel's reconstruction error from the decoder output `l` before its activation `act`,
-/// for target `t`: BCE (from logits for a sigmoid; an identity output's mean clamped to
-/// [`BCE_CLAMP`, 1 - `BCE_CLAMP`], as the test figures score it) or squared error.
-fn pixel_error(act: Activation, loss: ReconstructionLoss, l: f32, t: f32) -> f64 {
-    let p = match act {
-        Activation::Sigmoid => sigmoid_branch_free(l) as f64,
-        _ => l as f64,
-    };
-    match (loss, act) {
-        (ReconstructionLoss::Bce, Activation::Sigmoid) => bce_and_grad(l, t).0 as f64,
-        (ReconstructionLoss::Bce, _) => {
-            let (p, t) = (p.clamp(BCE_CLAMP as f64, 1.0 - BCE_CLAMP as f64), t as f64);
-            -(t * p.ln() + (1.0 - t) * (1.0 - p).ln())
-        }
-        (ReconstructionLoss::Mse, _) => (t as f64 - p).powi(2),
-    }
 }
 
 #[cfg(test)]

@@ -38,23 +38,24 @@ pub fn bce_with_logits(logits: &[f32], x: &[f32]) -> f64 {
 pub const BCE_CLAMP: f32 = 1e-6;
 
 /// Reconstruction errors of one image from the decoder's output before its activation `act`:
-/// (BCE, squared error), each summed over pixels. Sigmoid outputs are scored from logits;
-/// identity outputs are the pixel means themselves, clamped for the BCE (see [`BCE_CLAMP`]).
+/// (BCE, squared error), each summed over pixels (see [`pixel_errors`]).
 pub fn reconstruction_errors(act: Activation, pre: &[f32], x: &[f32]) -> (f64, f64) {
-    let (mut bce, mut sse) = (0.0f64, 0.0f64);
-    for (&l, &t) in pre.iter().zip(x) {
-        let (b, p) = match act {
-            Activation::Sigmoid => (bce_and_grad(l, t).0 as f64, sigmoid_branch_free(l) as f64),
-            _ => {
-                let p = (l as f64).clamp(BCE_CLAMP as f64, 1.0 - BCE_CLAMP as f64);
-                let t = t as f64;
-                (-(t * p.ln() + (1.0 - t) * (1.0 - p).ln()), l as f64)
-            }
-        };
-        bce += b;
-        sse += (t as f64 - p).powi(2);
-    }
-    (bce, sse)
+    pre.iter().zip(x).map(|(&l, &t)| pixel_errors(act, l, t)).fold((0.0, 0.0), |(b, s), (pb, ps)| (b + pb, s + ps))
+}
+
+/// One pixel's errors from the decoder output `l` before its activation `act`, for target `t`:
+/// (BCE, squared error). Sigmoid outputs are scored from logits; identity outputs are the pixel
+/// means themselves, clamped for the BCE (see [`BCE_CLAMP`]).
+pub fn pixel_errors(act: Activation, l: f32, t: f32) -> (f64, f64) {
+    let (b, p) = match act {
+        Activation::Sigmoid => (bce_and_grad(l, t).0 as f64, sigmoid_branch_free(l) as f64),
+        _ => {
+            let p = (l as f64).clamp(BCE_CLAMP as f64, 1.0 - BCE_CLAMP as f64);
+            let t = t as f64;
+            (-(t * p.ln() + (1.0 - t) * (1.0 - p).ln()), l as f64)
+        }
+    };
+    (b, (t as f64 - p).powi(2))
 }
 
 /// Squared error of each row of decoder outputs (before `act`, sigmoid or identity; rows of

@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { serve } from "../../www/serve.mjs";
-import { loadModel, decode } from "./reference.mjs";
+import { loadModel, decode, normal } from "./reference.mjs";
 import { openPage, shownDigit, waitForIdle } from "./page.mjs";
 
 const SHIPPED = new URL("../../www/models/mnist-2d.safetensors", import.meta.url).pathname;
@@ -21,28 +21,6 @@ before(async () => {
   base = `http://127.0.0.1:${server.address().port}/`;
 });
 after(() => server?.close());
-
-// ---- An independent port of crate/rng.rs's normal(seed, index, dim): pcg3d, then Box-Muller
-// in float64 with Math.log and Math.cos (the Rust side uses its own series, in f32).
-function pcg3d(x, y, z) {
-  const v = [x, y, z].map((a) => (Math.imul(a, 1664525) + 1013904223) >>> 0);
-  const mix = () => {
-    v[0] = (v[0] + Math.imul(v[1], v[2])) >>> 0;
-    v[1] = (v[1] + Math.imul(v[2], v[0])) >>> 0;
-    v[2] = (v[2] + Math.imul(v[0], v[1])) >>> 0;
-  };
-  mix();
-  for (let i = 0; i < 3; i++) v[i] = (v[i] ^ (v[i] >>> 16)) >>> 0;
-  mix();
-  return v;
-}
-function normal(seed, index, dim) {
-  const [h0, h1] = pcg3d(seed, index, dim);
-  const u1 = ((h0 >>> 8) + 1) / 16777216;
-  // The angle in quarter turns: the top two bits pick the quarter, the next 22 the fraction.
-  const turns = (h1 >>> 30) + ((h1 >>> 8) & 0x3fffff) / 4194304;
-  return -Math.sqrt(-2 * Math.log(u1)) * Math.cos((turns * Math.PI) / 2);
-}
 
 /** The largest difference between pixel lists `a` and `b`. */
 const worst = (a, b) => {

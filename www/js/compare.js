@@ -23,7 +23,7 @@ const ctx = plane.getContext("2d", { alpha: false });
 
 /** The second model and its plane: also the tests' view (window.explorer.state.second). */
 const second = {
-  explorer: null, title: "", range: 4,
+  explorer: null, title: "", view: null, range: 4,
   backdrop: null, manifold: null, dots: [],
   decoding: false, pendingZ: null, pendingInput: 0, latencies: [],
   ticket: 0, // counts loads begun: a load that a later one overtook is dropped
@@ -40,7 +40,7 @@ function drawSecondPlane() {
   const e = second.explorer;
   if (!e) return;
   const m = $("manifold-2").checked && second.manifold?.explorer === e ? second.manifold.canvas : null;
-  second.backdrop = paintBackdrop(ctx, viewOf(e), second.range, m);
+  second.backdrop = paintBackdrop(ctx, second.view, second.range, m);
   drawDots(ctx, second.range, second.dots);
   placePoint($("point-2"), plane, second.range, state.z);
 }
@@ -87,11 +87,13 @@ async function loadSecond(bytes, what) {
     return false;
   }
   second.explorer?.free?.();
-  Object.assign(second, { explorer: e, title: what.replace(/^“(.*)”$/, "$1"), range: rangeOf(viewOf(e)), manifold: null, dots: [] });
+  // Its scatter, read out of the model once: every redraw of the plane paints it.
+  const view = viewOf(e);
+  Object.assign(second, { explorer: e, title: what.replace(/^“(.*)”$/, "$1"), view, range: rangeOf(view), manifold: null, dots: [] });
   showError("");
   // Not awaited: the CPU serves until the GPU is ready, if it ever is.
   e.startGpu().catch(() => {});
-  showLegend($("legend-2"), viewOf(e).classes);
+  showLegend($("legend-2"), view.classes);
   showFigures($("figures-2"), e.metadata());
   await showSecondManifold();
   if (comparing()) decodeSecond(state.z);

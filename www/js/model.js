@@ -9,9 +9,9 @@ import { setStatus, showError } from "./status.js";
 import { drawBackdrop, showManifold } from "./plane.js";
 import { freshDigitCanvas, requestDecode } from "./digit.js";
 import { moveTo } from "./point.js";
-import { showFigures } from "./meta.js";
+import { showFigures, kindOf } from "./meta.js";
 import { makeAxisSliders, toPlane } from "./latent.js";
-import { clearElbo } from "./elbo.js";
+import { clearElbo, isDeterministic } from "./elbo.js";
 import { setClean } from "./corrupt.js";
 
 /** Loads a model file's bytes and shows it; `what` names it in error messages. Resolves to
@@ -46,7 +46,7 @@ export async function loadModel(bytes, what) {
   state.explorer = explorer;
   state.side = explorer.side();
   state.latent = explorer.latent();
-  state.kind = metadata.kind ?? "vae";
+  state.kind = kindOf(metadata);
   state.hasLogvar = embedding.hasLogvar;
   state.input = null;
   clearElbo();
@@ -55,12 +55,11 @@ export async function loadModel(bytes, what) {
   state.projection = state.latent > 2 ? new Projection(embedding.mu, state.latent) : null;
   state.embedding = { ...embedding, xy: planeCoords(embedding.mu) };
   // An autoencoder's or PCA's encoder is deterministic (no sigma): no sampling around a point.
-  state.deterministic = ["ae", "pca"].includes(JSON.parse(explorer.metadata().architecture ?? "{}").kind);
-  for (const id of ["sigma", "resample"]) $(id).disabled = state.deterministic;
+  for (const id of ["sigma", "resample"]) $(id).disabled = isDeterministic();
   showError("");
   freshDigitCanvas();
   drawBackdrop();
-  showFigures($("figures"), explorer.metadata());
+  showFigures($("figures"), metadata);
   for (const f of state.onModel) f();
   // The manifold shows the decoder at the sliders' coordinates: redrawn when one is let go.
   makeAxisSliders(() => moveTo(toPlane(state.z)), () => { if ($("manifold").checked) showManifold(); });
