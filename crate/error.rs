@@ -30,6 +30,8 @@ pub enum ModelError {
     InputSize { what: &'static str, per_item: usize, found: usize },
     #[error("{0}")]
     Io(String),
+    #[error("GPU: {0}")]
+    Gpu(String),
     #[error("training diverged at epoch {epoch}, step {step}: {what}. Nothing was written: the last checkpoint and the previous model file are untouched. Try a lower learning rate (--lr {suggested_lr:.0e} instead of {lr:e})")]
     Diverged { epoch: usize, step: usize, what: String, lr: f32, suggested_lr: f32 },
 }

@@ -4,7 +4,7 @@
 //! the same numbers in any order or thread layout, and a checkpoint only needs the seed.
 //! The hash is `pcg3d` from Jarzynski & Olano, "Hash Functions for GPU Rendering" (JCGT 2020),
 //! chosen because it is cheap in WGSL (integer multiply-add only) and passes TestU01 BigCrush.
-//! `shaders/sampler.wgsl` implements the same functions; keep the two in step.
+//! `shaders/normal.wgsl` (with `atanh.wgsl`) implements the same functions; keep the two in step.
 
 /// Mixes three 32-bit words into three well-distributed 32-bit words.
 #[inline]

@@ -71,7 +71,7 @@ fn each_kind_trains_saves_loads_and_runs_alike_on_cpu_and_gpu() {
             None
         } else {
             let mut t = Trainer::new(config(arch.clone()), &data).unwrap();
-            t.bench_steps(4);
+            t.bench_steps(4).unwrap();
             t.finish(&path, StorageDtype::F32).unwrap();
             Some(t.state.vae.params().to_vec())
         };
@@ -249,7 +249,7 @@ fn an_autoencoder_checkpoint_resumes_as_an_autoencoder() {
     let data = common::mnist_subset(100, 10);
     let arch = Architecture { kind: ModelKind::Ae, ..Architecture::mirrored(784, &[16], 2) };
     let mut t = Trainer::new(config(arch.clone()), &data).unwrap();
-    t.bench_steps(2);
+    t.bench_steps(2).unwrap();
     let dir = common::temp_dir("kinds-ckpt");
     let path = dir.join("ae.ckpt");
     latent_explorer::train::checkpoint::save(&path, &t.state).unwrap();

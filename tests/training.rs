@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use latent_explorer::train::backprop::{loss_and_grad, Workspace};
 use latent_explorer::train::evaluate::{encode_means, TestFigures};
-use latent_explorer::train::{checkpoint, EpochRecord, LrSchedule, Observer, Outcome, Quiet, TrainConfig, Trainer};
+use latent_explorer::train::{checkpoint, EpochRecord, LrSchedule, Outcome, Quiet, TrainConfig, Trainer};
 use latent_explorer::weights::{self, StorageDtype};
 use latent_explorer::{Activation, Architecture};
 
@@ -30,7 +30,7 @@ fn small_config(beta: f32) -> TrainConfig {
 fn train_terms(beta: f32, warm: usize) -> (f64, f64) {
     let data = common::mnist_subset(2048, 500);
     let mut t = Trainer::new(small_config(beta), &data).unwrap();
-    t.bench_steps(warm);
+    t.bench_steps(warm).unwrap();
     let model = &t.state.vae;
     let x = latent_explorer::dataset::to_intensities(&data.test_images);
     let terms = model.loss_terms(&x, 1, 0).unwrap();
@@ -48,7 +48,7 @@ fn the_loss_falls_within_a_few_hundred_steps() {
         terms.iter().map(|t| t.neg_elbo(1.0)).sum::<f64>() / terms.len() as f64
     };
     let before = loss(&t);
-    t.bench_steps(300);
+    t.bench_steps(300).unwrap();
     let after = loss(&t);
     // An untrained decoder scores about 784 * ln 2 = 543 nats; a few hundred steps reach < 220.
     assert!(before > 450.0, "untrained -ELBO {before}");
@@ -79,7 +79,7 @@ fn an_identity_activation_model_trains_the_function_the_reference_model_evaluate
     let mut config = small_config(1.0);
     config.arch.hidden_activation = Activation::Identity;
     let mut t = Trainer::new(config, &data).unwrap();
-    t.bench_steps(40);
+    t.bench_steps(40).unwrap();
     let vae = &t.state.vae;
     let x = latent_explorer::dataset::to_intensities(&data.train_images[..64 * 784]);
     let (seed, index0) = (77, 1000);
@@ -99,7 +99,7 @@ fn params_after(data: &latent_explorer::dataset::Dataset, steps: usize, tweak: i
     let mut c = small_config(1.0);
     tweak(&mut c);
     let mut t = Trainer::new(c, data).unwrap();
-    t.bench_steps(steps);
+    t.bench_steps(steps).unwrap();
     t.state.vae.params().to_vec()
 }
 
@@ -123,20 +123,6 @@ fn the_thread_count_does_not_change_the_weights() {
     assert_eq!(one, run(3));
 }
 
-/// Sets the stop flag after a given number of steps, as Ctrl-C does.
-struct StopAfter<'a> {
-    steps: usize,
-    flag: &'a AtomicBool,
-}
-impl Observer for StopAfter<'_> {
-    fn step(&mut self, _batch: usize, _loss: f64, _eps: f64) {
-        self.steps = self.steps.saturating_sub(1);
-        if self.steps == 0 {
-            self.flag.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
 fn strip_timing(h: &[EpochRecord]) -> Vec<EpochRecord> {
     h.iter().map(|r| EpochRecord { seconds: 0.0, examples_per_second: 0.0, ..r.clone() }).collect()
 }
@@ -156,7 +142,7 @@ fn resuming_mid_epoch_gives_the_uninterrupted_result() {
     let out = dir.join("b.safetensors");
     let flag = AtomicBool::new(false);
     let mut first = Trainer::new(config, &data).unwrap();
-    let outcome = first.run(&out, &mut StopAfter { steps: 16, flag: &flag }, &flag).unwrap();
+    let outcome = first.run(&out, &mut common::StopAfter { steps: 16, flag: &flag }, &flag).unwrap();
     assert_eq!(outcome, Outcome::Interrupted);
     let state = checkpoint::load(&dir.join("b.ckpt")).unwrap();
     assert_eq!((state.epoch, state.batch), (1, 5));
@@ -176,7 +162,7 @@ fn resuming_mid_epoch_gives_the_uninterrupted_result() {
 fn a_checkpoint_round_trips_the_whole_state() {
     let data = common::mnist_subset(300, 50);
     let mut t = Trainer::new(small_config(2.0), &data).unwrap();
-    t.bench_steps(3);
+    t.bench_steps(3).unwrap();
     let dir = common::temp_dir("ckpt");
     let path = dir.join("x.ckpt");
     checkpoint::save(&path, &t.state).unwrap();
@@ -199,7 +185,7 @@ fn a_checkpoint_round_trips_the_whole_state() {
 fn a_trained_and_a_converted_model_carry_the_same_figures_and_convert_measures_them_again() {
     let data = common::mnist_subset(300, 50);
     let mut t = Trainer::new(small_config(1.0), &data).unwrap();
-    t.bench_steps(3);
+    t.bench_steps(3).unwrap();
     let dir = common::temp_dir("figures");
     let path = dir.join("m.safetensors");
     t.finish(&path, StorageDtype::F32).unwrap();

@@ -11,8 +11,9 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use latent_explorer::dataset::{self, Dataset};
+use latent_explorer::gpu::training::TrainerOptions;
 use latent_explorer::train::evaluate::TestFigures;
-use latent_explorer::train::{checkpoint, config, EpochRecord, LrSchedule, Observer, Outcome, TrainConfig, Trainer};
+use latent_explorer::train::{checkpoint, config, EpochRecord, LrSchedule, Observer, Outcome, TrainConfig, TrainState, Trainer};
 use latent_explorer::weights::StorageDtype;
 use latent_explorer::{Architecture, ModelError, ModelKind, ReconstructionLoss};
 
@@ -76,6 +77,10 @@ struct Args {
     /// Continue from a checkpoint written by an earlier run.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Where the training steps run: cpu (the reference, all cores) or gpu (WGSL compute shaders
+    /// through wgpu: Vulkan, Metal or DX12). Checkpoints resume on either.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "gpu"])]
+    backend: String,
     /// Measure training throughput (examples/second) and exit; writes nothing.
     #[arg(long)]
     bench: bool,
@@ -279,13 +284,22 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
         println!("model written to {}", out.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let mut trainer = match state {
-        Some(s) => Trainer::from_state(s, &data).map_err(|e| e.to_string())?,
-        None => Trainer::new(config, &data).map_err(|e| e.to_string())?,
+    let state = match state {
+        Some(s) => s,
+        None => TrainState::new(config, &data).map_err(|e| e.to_string())?,
     };
+    let mut trainer = match args.backend.as_str() {
+        "gpu" => Trainer::on_gpu(state, &data, TrainerOptions::default()),
+        _ => Trainer::from_state(state, &data),
+    }
+    .map_err(|e| e.to_string())?;
     let cfg = trainer.state.config.clone();
+    let on = match trainer.gpu_adapter() {
+        Some(adapter) => format!("on the GPU: {adapter}"),
+        None => format!("on the CPU, {} threads", cfg.threads),
+    };
     eprintln!(
-        "model: {} ({} parameters), batch {}, Adam lr {} ({:?}), beta {}, seed {}, {} threads",
+        "model: {} ({} parameters), batch {}, Adam lr {} ({:?}), beta {}, seed {}, {on}",
         cfg.arch.describe(),
         cfg.arch.n_params(),
         cfg.batch_size,
@@ -293,7 +307,6 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
         cfg.schedule,
         cfg.beta,
         cfg.seed,
-        cfg.threads
     );
 
     if args.bench {
@@ -354,19 +367,24 @@ fn describe_figures(f: &TestFigures) -> String {
 fn bench(trainer: &mut Trainer) -> Result<ExitCode, String> {
     let batch = trainer.state.config.batch_size;
     let steps = (20_000 / batch).max(10);
-    trainer.bench_steps(steps / 4); // warm-up: caches, page faults, thread start
+    trainer.bench_steps(steps / 4).map_err(|e| e.to_string())?; // warm-up: caches, page faults, thread start, pipelines
     let mut rates = Vec::new();
     for round in 1..=5 {
         let t0 = Instant::now();
-        let n = trainer.bench_steps(steps);
+        let n = trainer.bench_steps(steps).map_err(|e| e.to_string())?;
         let rate = n as f64 / t0.elapsed().as_secs_f64();
         println!("round {round}: {n} examples in {:.3} s = {rate:.0} examples/s", t0.elapsed().as_secs_f64());
         rates.push(rate);
     }
     rates.sort_by(|a, b| a.total_cmp(b));
+    let on = trainer.gpu_adapter().unwrap_or_else(|| format!("CPU, {} threads", trainer.state.config.threads));
+    let epoch = trainer.batches_per_epoch() * batch;
     println!(
-        "train throughput: median {:.0} examples/s (min {:.0}, max {:.0}), batch {batch}, {} threads",
-        rates[2], rates[0], rates[4], trainer.state.config.threads
+        "train throughput: median {:.0} examples/s (min {:.0}, max {:.0}), batch {batch}, {on}: {:.2} s per epoch of {epoch}",
+        rates[2],
+        rates[0],
+        rates[4],
+        epoch as f64 / rates[2]
     );
     Ok(ExitCode::SUCCESS)
 }

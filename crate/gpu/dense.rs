@@ -12,8 +12,9 @@ const DENSE_WGSL: &str = include_str!("../../shaders/dense.wgsl");
 /// Batch rows per invocation: the shader's `ROWS` (its body keeps one accumulator per row).
 pub(super) const ROWS: usize = 4;
 
-/// An activation's code in [`DenseDims::act`]: the shader compares it with its `ACT_*`.
-const fn act_code(a: Activation) -> u32 {
+/// An activation's code in [`DenseDims::act`] and in `matmul.wgsl`'s `act` and `act_back`: the
+/// shaders compare it with their `ACT_*`.
+pub(super) const fn act_code(a: Activation) -> u32 {
     match a {
         Activation::Identity => 0,
         Activation::Relu => 1,

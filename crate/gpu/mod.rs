@@ -15,13 +15,17 @@
 mod dense;
 mod device;
 mod digit_view;
+mod dispatch;
 mod drag;
 mod error;
+mod matmul;
 mod sampler;
+pub mod training;
 
 pub use digit_view::{DigitTarget, DigitView, GpuBatch};
 pub use drag::DragPath;
 pub use error::{FallbackCause, GpuError};
+pub use matmul::MatmulKernel;
 
 use crate::architecture::Architecture;
 use crate::error::ModelError;

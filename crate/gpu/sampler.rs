@@ -6,7 +6,12 @@ use std::ops::Range;
 
 use super::device::{Gpu, WORKGROUP};
 
-const SAMPLER_WGSL: &str = include_str!("../../shaders/sampler.wgsl");
+/// The sampler with the noise generator it draws from prepended.
+const SAMPLER_WGSL: &str = concat!(
+    include_str!("../../shaders/atanh.wgsl"),
+    include_str!("../../shaders/normal.wgsl"),
+    include_str!("../../shaders/sampler.wgsl")
+);
 
 /// The values of `sampler.wgsl`'s pipeline-overridable constants (it gives them no defaults).
 pub(super) const CONSTANTS: [(&str, f64); 1] = [("WORKGROUP", WORKGROUP as f64)];

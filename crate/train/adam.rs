@@ -21,10 +21,16 @@ impl Adam {
     /// Counts a step and returns its constants, for updates applied block by block.
     pub fn begin_step(&mut self) -> AdamStep {
         self.t += 1;
-        let c1 = 1.0 - (self.beta1 as f64).powi(self.t as i32);
-        let c2 = 1.0 - (self.beta2 as f64).powi(self.t as i32);
+        self.constants(self.lr, self.t)
+    }
+
+    /// The constants of step number `t` (1-based) at learning rate `lr`: what
+    /// [`Adam::begin_step`] returns, and what the GPU trainer's step table holds.
+    pub fn constants(&self, lr: f32, t: u64) -> AdamStep {
+        let c1 = 1.0 - (self.beta1 as f64).powi(t as i32);
+        let c2 = 1.0 - (self.beta2 as f64).powi(t as i32);
         // The bias corrections fold into the step size and the denominator, as in PyTorch.
-        AdamStep { b1: self.beta1, b2: self.beta2, eps: self.eps, step: (self.lr as f64 / c1) as f32, c2_sqrt: c2.sqrt() as f32 }
+        AdamStep { b1: self.beta1, b2: self.beta2, eps: self.eps, step: (lr as f64 / c1) as f32, c2_sqrt: c2.sqrt() as f32 }
     }
 
     /// One update of `params` from `grad`; with `threads > 1` split over the current rayon
@@ -51,11 +57,13 @@ impl Adam {
 /// The constants of one Adam step; [`AdamStep::apply`] updates any block of the parameters.
 #[derive(Clone, Copy, Debug)]
 pub struct AdamStep {
-    b1: f32,
-    b2: f32,
-    eps: f32,
-    step: f32,
-    c2_sqrt: f32,
+    pub b1: f32,
+    pub b2: f32,
+    pub eps: f32,
+    /// lr / (1 - beta1^t)
+    pub step: f32,
+    /// sqrt(1 - beta2^t)
+    pub c2_sqrt: f32,
 }
 
 impl AdamStep {

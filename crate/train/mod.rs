@@ -1,22 +1,25 @@
 //! The native trainer: backprop, Adam, evaluation, checkpoints and the training loop.
 //!
-//! Files import each other in one direction only: `state` uses `config`; `step` and `checkpoint`
-//! use `state`; `trainer` uses all of them. `backprop`, `adam`, `evaluate` and `pca` use none of these.
+//! Files import each other in one direction only: `state` uses `config`; `step`, `checkpoint`,
+//! `observer` and `gpu_step` (which uses `observer`) use `state`; `trainer` uses all of them. `backprop`, `adam`, `evaluate` and `pca` use none of these.
 
 pub mod adam;
 pub mod backprop;
 pub mod checkpoint;
 pub mod config;
 pub mod evaluate;
+pub mod gpu_step;
+pub mod observer;
 pub mod pca;
 pub mod state;
 pub mod step;
 pub mod trainer;
 
 pub use config::{LrSchedule, TrainConfig};
+pub use observer::{Observer, Outcome, Quiet};
 pub use state::{EpochRecord, TrainState};
 pub use step::{StepReport, Stepper};
-pub use trainer::{FinalReport, Observer, Outcome, Quiet, Trainer};
+pub use trainer::{FinalReport, Trainer};
 
 /// Data for the unit tests of the trainer's files.
 #[cfg(test)]

@@ -75,4 +75,27 @@ impl TrainState {
             dataset_sha256: data.train_images_sha256().to_string(),
         })
     }
+
+    /// The error a step's results mean, if any: a non-finite loss or parameter stops the run.
+    pub fn check_step(&self, sums: LossSums, finite: bool) -> Result<(), ModelError> {
+        let what = if !(sums.reconstruction.is_finite() && sums.kl.is_finite()) {
+            format!("the loss is {}", sums.reconstruction + sums.kl)
+        } else if !finite {
+            "a gradient or weight is no longer finite".to_string()
+        } else {
+            return Ok(());
+        };
+        let lr = self.config.lr;
+        Err(ModelError::Diverged { epoch: self.epoch + 1, step: self.batch + 1, what, lr, suggested_lr: lr / 10.0 })
+    }
+
+    /// Counts a finished step of `rows` examples that took `seconds`; returns its loss per example.
+    pub fn account(&mut self, sums: LossSums, rows: usize, seconds: f64) -> f64 {
+        self.batch += 1;
+        self.epoch_sums += sums;
+        self.epoch_examples += rows;
+        self.epoch_seconds += seconds;
+        self.train_seconds += seconds;
+        (sums.reconstruction + sums.kl * self.config.beta as f64) / rows as f64
+    }
 }

@@ -14,6 +14,8 @@ use super::backprop::LossSums;
 use super::checkpoint;
 use super::config::TrainConfig;
 use super::evaluate::{self, TestFigures};
+use super::gpu_step::GpuStepper;
+use super::observer::{Observer, Outcome};
 use super::pca;
 use super::state::{EpochRecord, TrainState};
 use super::step::{StepReport, Stepper};
@@ -24,26 +26,6 @@ use crate::fsutil::atomic_write;
 use crate::model::Vae;
 use crate::rng;
 use crate::weights::{self, Embedding, StorageDtype};
-
-/// What the CLI shows while training runs.
-pub trait Observer {
-    fn epoch_start(&mut self, _epoch: usize, _batches: usize, _done: usize) {}
-    fn step(&mut self, _batch: usize, _neg_elbo: f64, _examples_per_second: f64) {}
-    fn epoch_end(&mut self, _record: &EpochRecord) {}
-    fn message(&mut self, _text: &str) {}
-}
-
-/// Observes nothing (tests, benchmarks).
-pub struct Quiet;
-impl Observer for Quiet {}
-
-/// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Finished,
-    /// Stopped by the stop flag; a checkpoint holds the state.
-    Interrupted,
-}
 
 /// Final figures, also written into the model's metadata.
 #[derive(Clone, Debug)]
@@ -56,7 +38,10 @@ pub struct FinalReport {
 pub struct Trainer<'a> {
     pub state: TrainState,
     data: &'a Dataset,
+    /// The CPU's steps, and the worker threads evaluation runs in on either backend.
     stepper: Stepper,
+    /// The GPU's steps (`--backend gpu`), when it trains there.
+    gpu: Option<GpuStepper>,
 }
 
 /// Refuses, before any training, outputs that cannot be written safely: the model file, its
@@ -83,7 +68,20 @@ impl<'a> Trainer<'a> {
     /// Continues a run from its state (read from a checkpoint).
     pub fn from_state(state: TrainState, data: &'a Dataset) -> Result<Self, ModelError> {
         let stepper = Stepper::new(state.config.threads)?;
-        Ok(Trainer { state, data, stepper })
+        Ok(Trainer { state, data, stepper, gpu: None })
+    }
+
+    /// Continues a run from its state with its steps on the GPU.
+    pub fn on_gpu(state: TrainState, data: &'a Dataset, options: crate::gpu::training::TrainerOptions) -> Result<Self, ModelError> {
+        let gpu = GpuStepper::new(&state, data, options)?;
+        let mut t = Self::from_state(state, data)?;
+        t.gpu = Some(gpu);
+        Ok(t)
+    }
+
+    /// The GPU adapter the steps run on (`None` on the CPU).
+    pub fn gpu_adapter(&self) -> Option<String> {
+        self.gpu.as_ref().map(GpuStepper::adapter_name)
     }
 
     fn n_train(&self) -> usize {
@@ -101,21 +99,40 @@ impl<'a> Trainer<'a> {
     }
 
     /// Runs `n` optimisation steps with no evaluation or files, wrapping across epochs; returns
-    /// the number of examples processed. For benchmarks.
-    pub fn bench_steps(&mut self, n: usize) -> usize {
+    /// the number of examples processed. For benchmarks (on the GPU, it waits for the last step).
+    pub fn bench_steps(&mut self, n: usize) -> Result<usize, ModelError> {
         let seed = self.state.config.seed;
         let mut perm = rng::permutation(rng::derive_seed(seed, self.state.epoch as u32), self.n_train());
         let mut examples = 0;
-        for _ in 0..n {
+        let mut done = 0;
+        while done < n {
             if self.state.batch >= self.batches_per_epoch() {
                 self.state.batch = 0;
                 self.state.epoch += 1;
                 perm = rng::permutation(rng::derive_seed(seed, self.state.epoch as u32), self.n_train());
             }
+            if let Some(gpu) = &mut self.gpu {
+                gpu.begin_epoch(&self.state, &perm)?;
+                let batches = self.state.batch..(self.state.batch + n - done).min(self.state.config.batches_per_epoch(self.data.n_train()));
+                let submitted = gpu.submit(batches.clone())?;
+                gpu.losses(submitted)?;
+                for b in batches {
+                    let (rows, lr) = gpu.batch(b);
+                    (self.state.adam.t, self.state.adam.lr) = (self.state.adam.t + 1, lr);
+                    self.state.batch += 1;
+                    examples += rows;
+                    done += 1;
+                }
+                continue;
+            }
             examples += self.step(&perm).rows;
             self.state.batch += 1;
+            done += 1;
         }
-        examples
+        if let Some(gpu) = &self.gpu {
+            gpu.sync(&mut self.state)?;
+        }
+        Ok(examples)
     }
 
     /// Trains until `config.epochs` epochs are complete or `stop` is set, writing a checkpoint
@@ -138,34 +155,14 @@ impl<'a> Trainer<'a> {
             let perm = rng::permutation(rng::derive_seed(self.state.config.seed, epoch as u32), self.n_train());
             let batches = self.batches_per_epoch();
             observer.epoch_start(epoch, batches, self.state.batch);
-            while self.state.batch < batches {
-                if stop.load(Ordering::SeqCst) {
-                    checkpoint::save(&ckpt, &self.state)?;
-                    observer.message(&format!("interrupted: checkpoint written to {}", ckpt.display()));
-                    return Ok(Outcome::Interrupted);
-                }
-                let t0 = Instant::now();
-                let StepReport { sums, rows, finite } = self.step(&perm);
-                let dt = t0.elapsed().as_secs_f64();
-                let st = &mut self.state;
-                let what = if !(sums.reconstruction.is_finite() && sums.kl.is_finite()) {
-                    Some(format!("the loss is {}", sums.reconstruction + sums.kl))
-                } else if !finite {
-                    Some("a gradient or weight is no longer finite".to_string())
-                } else {
-                    None
-                };
-                if let Some(what) = what {
-                    let lr = st.config.lr;
-                    return Err(ModelError::Diverged { epoch: epoch + 1, step: st.batch + 1, what, lr, suggested_lr: lr / 10.0 });
-                }
-                st.batch += 1;
-                st.epoch_sums += sums;
-                st.epoch_examples += rows;
-                st.epoch_seconds += dt;
-                st.train_seconds += dt;
-                let loss = (sums.reconstruction + sums.kl * st.config.beta as f64) / rows as f64;
-                observer.step(st.batch, loss, st.epoch_examples as f64 / st.epoch_seconds.max(1e-9));
+            let outcome = match &mut self.gpu {
+                Some(gpu) => super::gpu_step::run_epoch(gpu, &mut self.state, &perm, observer, stop)?,
+                None => self.run_epoch_cpu(&perm, observer, stop)?,
+            };
+            if outcome == Outcome::Interrupted {
+                checkpoint::save(&ckpt, &self.state)?;
+                observer.message(&format!("interrupted: checkpoint written to {}", ckpt.display()));
+                return Ok(Outcome::Interrupted);
             }
             let test = self.stepper.pool().install(|| evaluate::evaluate_elbo(&self.state.vae, &self.data.test_images));
             let st = &mut self.state;
@@ -195,6 +192,22 @@ impl<'a> Trainer<'a> {
             }
             checkpoint::save(&ckpt, &self.state)?;
             observer.epoch_end(&record);
+        }
+        Ok(Outcome::Finished)
+    }
+
+    /// The rest of the current epoch on the CPU, step by step, until it ends or `stop` is set.
+    fn run_epoch_cpu(&mut self, perm: &[u32], observer: &mut dyn Observer, stop: &AtomicBool) -> Result<Outcome, ModelError> {
+        while self.state.batch < self.batches_per_epoch() {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(Outcome::Interrupted);
+            }
+            let t0 = Instant::now();
+            let StepReport { sums, rows, finite } = self.step(perm);
+            self.state.check_step(sums, finite)?;
+            let loss = self.state.account(sums, rows, t0.elapsed().as_secs_f64());
+            let st = &self.state;
+            observer.step(st.batch, loss, st.epoch_examples as f64 / st.epoch_seconds.max(1e-9));
         }
         Ok(Outcome::Finished)
     }

@@ -56,3 +56,17 @@ pub fn temp_dir(name: &str) -> PathBuf {
 pub fn gaussian(e: latent_explorer::model::Encoding) -> (Vec<f32>, Vec<f32>) {
     (e.mu, e.logvar.expect("a VAE's encoding has log-variances"))
 }
+
+/// Sets the stop flag after a given number of steps, as Ctrl-C does.
+pub struct StopAfter<'a> {
+    pub steps: usize,
+    pub flag: &'a std::sync::atomic::AtomicBool,
+}
+impl latent_explorer::train::Observer for StopAfter<'_> {
+    fn step(&mut self, _batch: usize, _loss: f64, _eps: f64) {
+        self.steps = self.steps.saturating_sub(1);
+        if self.steps == 0 {
+            self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}

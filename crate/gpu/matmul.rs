@@ -1,0 +1,183 @@
+//! The strided matrix product with an epilogue (`shaders/matmul.wgsl`): every dense-layer product
+//! of training (forward, backward, weight gradient) and of large-batch decoding. Two kernels, one
+//! for GPUs (tiled in workgroup memory) and one for CPU drivers, chosen by adapter type.
+
+use crate::architecture::Activation;
+
+use super::dense::act_code;
+use super::device::{Gpu, WORKGROUP};
+use super::dispatch::{bind_whole, Dispatch};
+
+/// The product with the activations it applies prepended.
+const MATMUL_WGSL: &str = concat!(include_str!("../../shaders/activation.wgsl"), include_str!("../../shaders/matmul.wgsl"));
+
+/// The values of `matmul.wgsl`'s pipeline-overridable constants (it gives them no defaults).
+pub(super) const CONSTANTS: [(&str, f64); 3] = [
+    ("ACT_RELU", act_code(Activation::Relu) as f64),
+    ("ACT_SIGMOID", act_code(Activation::Sigmoid) as f64),
+    ("WORKGROUP", WORKGROUP as f64),
+];
+
+/// Which product kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// 64x64 tiles in workgroup memory, 4x4 outputs per invocation: for GPUs.
+    Tiled,
+    /// 4x4 outputs per invocation straight from memory, no barriers: for CPU drivers (lavapipe,
+    /// SwiftShader), where it is the faster one (see the note on `for_adapter`).
+    Blocked,
+}
+
+impl MatmulKernel {
+    /// The kernel for an adapter: blocked on CPU drivers, tiled on everything else. Measured on
+    /// lavapipe (2 cores) the blocked kernel trains faster; the tiled one is the GPU kernel.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
+        if info.device_type == wgpu::DeviceType::Cpu {
+            MatmulKernel::Blocked
+        } else {
+            MatmulKernel::Tiled
+        }
+    }
+}
+
+/// The shader's `Dims` uniform (padded to a multiple of 16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Dims {
+    m: u32,
+    n: u32,
+    k: u32,
+    a_off: u32,
+    a_si: u32,
+    a_sk: u32,
+    b_off: u32,
+    b_sk: u32,
+    b_sj: u32,
+    c_off: u32,
+    c_si: u32,
+    bias_off: u32,
+    accumulate: u32,
+    bias: u32,
+    act: u32,
+    act_back: u32,
+    aux_off: u32,
+    aux_si: u32,
+    pad: [u32; 2],
+}
+
+/// A matrix inside a buffer: element (r, s) at `off + r * outer + s * inner` (floats).
+#[derive(Clone, Copy)]
+pub(super) struct Strided<'a> {
+    pub buf: &'a wgpu::Buffer,
+    pub off: usize,
+    pub outer: usize,
+    pub inner: usize,
+}
+
+impl<'a> Strided<'a> {
+    /// A row-major matrix with rows of `width` floats from `off`.
+    pub fn rows(buf: &'a wgpu::Buffer, off: usize, width: usize) -> Self {
+        Strided { buf, off, outer: width, inner: 1 }
+    }
+
+    /// The transpose of a row-major matrix with rows of `width` floats from `off`.
+    pub fn cols(buf: &'a wgpu::Buffer, off: usize, width: usize) -> Self {
+        Strided { buf, off, outer: 1, inner: width }
+    }
+}
+
+/// One product C (m x n) = A (m x k) B (k x n) and its epilogue.
+pub(super) struct Product<'a> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: Strided<'a>,
+    pub b: Strided<'a>,
+    /// Row-major output (its `inner` is ignored: columns are contiguous).
+    pub c: Strided<'a>,
+    /// Add C's old value.
+    pub accumulate: bool,
+    /// Add bias[off + j] (a buffer and offset), then apply `act`.
+    pub bias: Option<(&'a wgpu::Buffer, usize)>,
+    pub act: Activation,
+    /// Multiply by this activation's slope at the layer output `aux` (row-major, same shape as C).
+    pub act_back: Option<(Activation, Strided<'a>)>,
+}
+
+/// The two product pipelines and the kernel in use.
+pub(super) struct Matmul {
+    tiled: wgpu::ComputePipeline,
+    blocked: wgpu::ComputePipeline,
+    pub kernel: MatmulKernel,
+    /// Bound where a product has no bias or no aux (bindings cannot be empty).
+    dummy: wgpu::Buffer,
+}
+
+impl Matmul {
+    /// Builds both pipelines (inside the caller's error scope: a failure shows there).
+    pub fn new(gpu: &Gpu, kernel: MatmulKernel) -> Self {
+        Matmul {
+            tiled: gpu.compute_pipeline(MATMUL_WGSL, "matmul_tiled", &CONSTANTS),
+            blocked: gpu.compute_pipeline(MATMUL_WGSL, "matmul_blocked", &CONSTANTS),
+            kernel,
+            dummy: gpu.storage("matmul.none", 4, wgpu::BufferUsages::empty()),
+        }
+    }
+
+    /// The dispatch of product `p`, made once: its uniform, bind group and grid.
+    pub fn prepare(&self, gpu: &Gpu, p: &Product<'_>) -> Dispatch {
+        let u = |v: usize| u32::try_from(v).expect("GPU offsets and sizes fit 32 bits");
+        let (bias_buf, bias_off) = p.bias.unwrap_or((&self.dummy, 0));
+        let (act_back, aux) = match &p.act_back {
+            Some((act, aux)) => (*act, *aux),
+            None => (Activation::Identity, Strided::rows(&self.dummy, 0, 0)),
+        };
+        let dims = Dims {
+            m: u(p.m),
+            n: u(p.n),
+            k: u(p.k),
+            a_off: u(p.a.off),
+            a_si: u(p.a.outer),
+            a_sk: u(p.a.inner),
+            b_off: u(p.b.off),
+            b_sk: u(p.b.outer),
+            b_sj: u(p.b.inner),
+            c_off: u(p.c.off),
+            c_si: u(p.c.outer),
+            bias_off: u(bias_off),
+            accumulate: u32::from(p.accumulate),
+            bias: u32::from(p.bias.is_some()),
+            act: act_code(if p.bias.is_some() { p.act } else { Activation::Identity }),
+            act_back: act_code(act_back),
+            aux_off: u(aux.off),
+            aux_si: u(aux.outer),
+            pad: [0; 2],
+        };
+        let uniform = gpu.uniform("matmul.dims", &dims);
+        let pipeline = match self.kernel {
+            MatmulKernel::Tiled => &self.tiled,
+            MatmulKernel::Blocked => &self.blocked,
+        };
+        let bind = bind_whole(&gpu.device, "matmul", pipeline, &[&uniform, p.a.buf, p.b.buf, bias_buf, aux.buf, p.c.buf]);
+        let groups = match self.kernel {
+            MatmulKernel::Tiled => [u(p.n.div_ceil(64)), u(p.m.div_ceil(64)), 1],
+            MatmulKernel::Blocked => [u(p.n.div_ceil(4).div_ceil(WORKGROUP as usize)), u(p.m.div_ceil(4)), 1],
+        };
+        Dispatch { pipeline: pipeline.clone(), bind, groups }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shader_declares_the_constants_rust_gives_it() {
+        crate::gpu::device::assert_overrides_match(MATMUL_WGSL, &CONSTANTS);
+    }
+
+    #[test]
+    fn the_dims_uniform_is_a_whole_number_of_16_byte_rows() {
+        assert_eq!(std::mem::size_of::<Dims>() % 16, 0);
+    }
+}

@@ -1,0 +1,183 @@
+//! `train --backend gpu`: the native trainer's steps on the GPU ([`crate::gpu::training`]),
+//! driven with pollster. This file turns the run's state into the GPU's step table (the same
+//! batches, noise seeds, learning rates and Adam constants as the CPU's `step`) and the GPU's
+//! parameters and moments back into the run's state, so checkpoints are shared by both backends.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use super::backprop::LossSums;
+use super::observer::{Observer, Outcome};
+use super::state::TrainState;
+use crate::dataset::Dataset;
+use crate::error::ModelError;
+use crate::gpu::training::{GpuTrainer, Step, StepLoss, Submitted, TrainerOptions};
+use crate::gpu::GpuError;
+use crate::rng;
+
+/// What the CLI adds to a GPU error: the way out.
+const SUGGESTION: &str = "train on the CPU with --backend cpu";
+
+fn gpu_error(e: GpuError) -> ModelError {
+    ModelError::Gpu(format!("{e}; {SUGGESTION}"))
+}
+
+/// The GPU trainer for a run, and the step table of its current epoch.
+pub struct GpuStepper {
+    gpu: GpuTrainer,
+    steps: Vec<Step>,
+    /// The learning rate of each step of the epoch (the schedule's value).
+    lrs: Vec<f32>,
+}
+
+impl GpuStepper {
+    /// Uploads the run's model, Adam's moments and the training images.
+    pub fn new(state: &TrainState, data: &Dataset, options: TrainerOptions) -> Result<Self, ModelError> {
+        let max_steps = state.config.batches_per_epoch(data.n_train());
+        let gpu = pollster::block_on(GpuTrainer::new(
+            &state.vae,
+            &state.adam.m,
+            &state.adam.v,
+            &data.train_images,
+            state.config.batch_size,
+            max_steps,
+            options,
+        ))
+        .map_err(gpu_error)?;
+        Ok(GpuStepper { gpu, steps: Vec::new(), lrs: Vec::new() })
+    }
+
+    pub fn adapter_name(&self) -> String {
+        self.gpu.adapter_name()
+    }
+
+    pub fn trainer(&self) -> &GpuTrainer {
+        &self.gpu
+    }
+
+    /// Starts epoch `state.epoch` at batch `state.batch`, given that epoch's permutation.
+    pub fn begin_epoch(&mut self, state: &TrainState, perm: &[u32]) -> Result<(), ModelError> {
+        let (steps, lrs) = epoch_steps(state, perm.len());
+        self.steps = steps;
+        self.lrs = lrs;
+        self.gpu.begin_epoch(perm, &self.steps, state.batch).map_err(gpu_error)
+    }
+
+    /// Submits batches `batches` of the current epoch (from where the last submit stopped).
+    pub fn submit(&mut self, batches: Range<usize>) -> Result<Submitted, ModelError> {
+        self.gpu.submit(&self.steps, batches).map_err(gpu_error)
+    }
+
+    /// The submitted steps' loss sums (waits for the GPU to run them).
+    pub fn losses(&self, s: Submitted) -> Result<Vec<StepLoss>, ModelError> {
+        pollster::block_on(self.gpu.losses(s)).map_err(gpu_error)
+    }
+
+    /// Batch `b`'s rows and learning rate.
+    pub fn batch(&self, b: usize) -> (usize, f32) {
+        (self.steps[b].rows as usize, self.lrs[b])
+    }
+
+    /// Copies the GPU's parameters and Adam moments into `state` (whose step count and
+    /// learning rate the caller keeps).
+    pub fn sync(&self, state: &mut TrainState) -> Result<(), ModelError> {
+        let (p, m, v) = pollster::block_on(self.gpu.read_state()).map_err(gpu_error)?;
+        state.vae.params_mut().copy_from_slice(&p);
+        state.adam.m = m;
+        state.adam.v = v;
+        Ok(())
+    }
+}
+
+/// The step table of epoch `state.epoch` over `n_train` images, and each step's learning rate:
+/// what the CPU's `Stepper::step` computes for each batch, with Adam's step count continuing from
+/// `state.adam.t` at batch `state.batch`.
+pub fn epoch_steps(state: &TrainState, n_train: usize) -> (Vec<Step>, Vec<f32>) {
+    let cfg = &state.config;
+    let batches = cfg.batches_per_epoch(n_train);
+    let total_steps = (cfg.epochs as u64).saturating_mul(batches as u64);
+    let eps_seed = rng::derive_seed(cfg.seed, 0x4000_0000 | state.epoch as u32);
+    let mut steps = Vec::with_capacity(batches);
+    let mut lrs = Vec::with_capacity(batches);
+    for b in 0..batches {
+        let start = b * cfg.batch_size;
+        let rows = (n_train - start).min(cfg.batch_size);
+        // Step b's number t (1-based) counts on from the steps already taken this run.
+        let t = (state.adam.t + 1 + b as u64).saturating_sub(state.batch as u64).max(1);
+        let lr = cfg.schedule.at(cfg.lr, t - 1, total_steps);
+        let a = state.adam.constants(lr, t);
+        let scale = 1.0 / rows as f32;
+        steps.push(Step {
+            batch_start: start as u32,
+            rows: rows as u32,
+            slot: b as u32,
+            eps_seed,
+            scale,
+            kl_scale: cfg.beta * scale,
+            adam_step: a.step,
+            adam_c2_sqrt: a.c2_sqrt,
+            beta1: a.b1,
+            beta2: a.b2,
+            adam_eps: a.eps,
+            pad: 0,
+        });
+        lrs.push(lr);
+    }
+    (steps, lrs)
+}
+
+/// Steps per command buffer: enough to keep the GPU busy between the loss reads (each read
+/// waits for the group before the one just queued), few enough that progress shows often.
+const GROUP: usize = 16;
+
+/// The rest of the current epoch on the GPU, a group of steps at a time: each group is queued
+/// before the previous group's loss sums are read, so the GPU never waits for the CPU. Stops
+/// early when `stop` is set (after accounting every submitted step, with the state synced for a
+/// checkpoint); a non-finite loss or parameter stops the run with the CPU trainer's error,
+/// before anything is written. At the end the state holds the GPU's weights.
+pub fn run_epoch(
+    gpu: &mut GpuStepper,
+    state: &mut TrainState,
+    perm: &[u32],
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+) -> Result<Outcome, ModelError> {
+    let batches = state.config.batches_per_epoch(perm.len());
+    gpu.begin_epoch(state, perm)?;
+    let mut next = state.batch;
+    let mut pending: Option<(Submitted, Range<usize>)> = None;
+    let mut outcome = Outcome::Finished;
+    let mut clock = Instant::now();
+    loop {
+        if stop.load(Ordering::SeqCst) && outcome == Outcome::Finished {
+            outcome = Outcome::Interrupted;
+        }
+        let queued = if next < batches && outcome == Outcome::Finished {
+            let r = next..(next + GROUP).min(batches);
+            next = r.end;
+            Some((gpu.submit(r.clone())?, r))
+        } else {
+            None
+        };
+        if let Some((s, r)) = pending.take() {
+            let losses = gpu.losses(s)?;
+            let seconds = clock.elapsed().as_secs_f64() / r.len() as f64;
+            clock = Instant::now();
+            for (b, l) in r.zip(losses) {
+                let sums = LossSums { reconstruction: l.reconstruction, kl: l.kl };
+                state.check_step(sums, l.finite)?;
+                let (rows, lr) = gpu.batch(b);
+                (state.adam.t, state.adam.lr) = (state.adam.t + 1, lr);
+                let loss = state.account(sums, rows, seconds);
+                observer.step(state.batch, loss, state.epoch_examples as f64 / state.epoch_seconds.max(1e-9));
+            }
+        }
+        pending = queued;
+        if pending.is_none() {
+            break;
+        }
+    }
+    gpu.sync(state)?;
+    Ok(outcome)
+}

@@ -1,0 +1,164 @@
+// C = A B over strided operands, with an epilogue: the dense layers of training (forward,
+// backward, weight gradients) and of large-batch decoding are all this one product.
+//
+// A(i, k) = a[a_off + i * a_si + k * a_sk] and B(k, j) = b[b_off + k * b_sk + j * b_sj], so the
+// three products of a dense layer need no transposed copies: the forward x W^T (W is [out][in]),
+// the backward dY W and the weight gradient dY^T X. C is row-major from c_off with row stride
+// c_si. The epilogue, per element: add C's old value (accumulate), add bias[bias_off + j] and
+// apply the activation `act` (forward), or multiply by the activation's slope at the layer's
+// output aux(i, j) (backward: the ReLU mask, the sigmoid's o (1 - o)).
+//
+// Two kernels: `matmul_tiled` for GPUs (64x64 tiles in workgroup memory, 16x16 invocations of
+// 4x4 outputs each in four named vec4 accumulators: a function-scope array indexed in loops
+// spills on NVIDIA, 25x slower, see shared/docs/toolchain.md) and `matmul_blocked` for CPU
+// drivers (lavapipe, SwiftShader), where barriers cost more than re-reading from cache.
+
+struct Dims {
+    m: u32,
+    n: u32,
+    k: u32,
+    a_off: u32,
+    a_si: u32,
+    a_sk: u32,
+    b_off: u32,
+    b_sk: u32,
+    b_sj: u32,
+    c_off: u32,
+    c_si: u32,
+    bias_off: u32,
+    accumulate: u32, // 1: add C's old value
+    bias: u32,       // 1: add the bias
+    act: u32,        // forward activation code (ACT_*; any other code is identity)
+    act_back: u32,   // backward: multiply by this activation's slope at aux (identity: nothing)
+    aux_off: u32,
+    aux_si: u32,
+}
+
+@group(0) @binding(0) var<uniform> d: Dims;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> aux: array<f32>;
+@group(0) @binding(5) var<storage, read_write> c: array<f32>;
+
+// Set from Rust when the pipeline is built (crate/gpu/matmul.rs), no default: the blocked
+// kernel's workgroup size. activation.wgsl, prepended, brings `activate` and `slope`.
+override WORKGROUP: u32;
+
+fn finish(i: u32, j: u32, acc: f32) {
+    if (i >= d.m || j >= d.n) {
+        return;
+    }
+    let at = d.c_off + i * d.c_si + j;
+    var v = acc;
+    if (d.accumulate != 0u) {
+        v = v + c[at];
+    }
+    if (d.bias != 0u) {
+        v = v + bias[d.bias_off + j];
+    }
+    v = activate(v, d.act);
+    if (d.act_back == ACT_RELU || d.act_back == ACT_SIGMOID) {
+        v = v * slope(aux[d.aux_off + i * d.aux_si + j], d.act_back);
+    }
+    c[at] = v;
+}
+
+fn finish_row(i: u32, j0: u32, acc: vec4<f32>) {
+    finish(i, j0, acc.x);
+    finish(i, j0 + 1u, acc.y);
+    finish(i, j0 + 2u, acc.z);
+    finish(i, j0 + 3u, acc.w);
+}
+
+fn load_a(i: u32, k: u32) -> f32 {
+    if (i >= d.m || k >= d.k) {
+        return 0.0;
+    }
+    return a[d.a_off + i * d.a_si + k * d.a_sk];
+}
+
+fn load_b(k: u32, j: u32) -> f32 {
+    if (k >= d.k || j >= d.n) {
+        return 0.0;
+    }
+    return b[d.b_off + k * d.b_sk + j * d.b_sj];
+}
+
+// Tiles of 16 k by 64 rows (A) and 16 k by 64 columns (B), as vec4s of 4 rows or columns.
+var<workgroup> tile_a: array<vec4<f32>, 256>;
+var<workgroup> tile_b: array<vec4<f32>, 256>;
+
+@compute @workgroup_size(16, 16)
+fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.y * 16u + lid.x;
+    let i0 = wg.y * 64u;
+    let j0 = wg.x * 64u;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < d.k; k0 = k0 + 16u) {
+        // 1024 values of each tile, 4 per invocation; consecutive invocations read along
+        // whichever index is contiguous in memory, so that global reads coalesce.
+        for (var e = 0u; e < 4u; e = e + 1u) {
+            let idx = t + e * 256u;
+            var ii = idx % 64u;
+            var kk = idx / 64u;
+            if (d.a_sk == 1u) {
+                kk = idx % 16u;
+                ii = idx / 16u;
+            }
+            tile_a[kk * 16u + ii / 4u][ii % 4u] = load_a(i0 + ii, k0 + kk);
+            var jj = idx % 64u;
+            var kb = idx / 64u;
+            if (d.b_sj != 1u) {
+                kb = idx % 16u;
+                jj = idx / 16u;
+            }
+            tile_b[kb * 16u + jj / 4u][jj % 4u] = load_b(k0 + kb, j0 + jj);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < 16u; kk = kk + 1u) {
+            let av = tile_a[kk * 16u + lid.y];
+            let bv = tile_b[kk * 16u + lid.x];
+            acc0 = fma(vec4<f32>(av.x), bv, acc0);
+            acc1 = fma(vec4<f32>(av.y), bv, acc1);
+            acc2 = fma(vec4<f32>(av.z), bv, acc2);
+            acc3 = fma(vec4<f32>(av.w), bv, acc3);
+        }
+        workgroupBarrier();
+    }
+    let i = i0 + lid.y * 4u;
+    let j = j0 + lid.x * 4u;
+    finish_row(i, j, acc0);
+    finish_row(i + 1u, j, acc1);
+    finish_row(i + 2u, j, acc2);
+    finish_row(i + 3u, j, acc3);
+}
+
+// 4x4 outputs per invocation, no workgroup memory: invocation (x, y) of the grid computes rows
+// 4y.. and columns 4x.. .
+@compute @workgroup_size(WORKGROUP)
+fn matmul_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.y * 4u;
+    let j = gid.x * 4u;
+    if (i >= d.m || j >= d.n) {
+        return;
+    }
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var k = 0u; k < d.k; k = k + 1u) {
+        let bv = vec4<f32>(load_b(k, j), load_b(k, j + 1u), load_b(k, j + 2u), load_b(k, j + 3u));
+        acc0 = fma(vec4<f32>(load_a(i, k)), bv, acc0);
+        acc1 = fma(vec4<f32>(load_a(i + 1u, k)), bv, acc1);
+        acc2 = fma(vec4<f32>(load_a(i + 2u, k)), bv, acc2);
+        acc3 = fma(vec4<f32>(load_a(i + 3u, k)), bv, acc3);
+    }
+    finish_row(i, j, acc0);
+    finish_row(i + 1u, j, acc1);
+    finish_row(i + 2u, j, acc2);
+    finish_row(i + 3u, j, acc3);
+}
