@@ -8,10 +8,10 @@
 // apply the activation `act` (forward), or multiply by the activation's slope at the layer's
 // output aux(i, j) (backward: the ReLU mask, the sigmoid's o (1 - o)).
 //
-// Two kernels: `matmul_tiled` for GPUs (64x64 tiles in workgroup memory, 16x16 invocations of
-// 4x4 outputs each in four named vec4 accumulators: a function-scope array indexed in loops
-// spills on NVIDIA, 25x slower, see shared/docs/toolchain.md) and `matmul_blocked` for CPU
-// drivers (lavapipe, SwiftShader), where barriers cost more than re-reading from cache.
+// Two kernels: `matmul_tiled` (64x64 tiles in workgroup memory, 16x16 invocations of 4x4
+// outputs each in four named vec4 accumulators: a function-scope array indexed in loops spills
+// on NVIDIA, 25x slower, see shared/docs/toolchain.md), the default, and `matmul_blocked`, 4x4
+// outputs per invocation straight from memory with no barriers (slower on lavapipe too).
 
 struct Dims {
     m: u32,

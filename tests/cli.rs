@@ -300,3 +300,26 @@ fn convert_rewrites_a_model_in_f16_and_remeasures_it() {
     assert!((ea - eb).abs() < 0.5, "f16 changed the test -ELBO from {ea} to {eb}");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--backend gpu` trains through the same CLI (its model line names the adapter), writes the
+/// shared checkpoint, and that checkpoint finishes on the CPU; `--gpu-kernel` needs the GPU.
+#[test]
+fn a_gpu_run_checkpoints_and_finishes_on_the_cpu() {
+    let dir = common::temp_dir("cli-gpu");
+    let mnist = common::mnist_dir().display().to_string();
+    let args = ["--data", &mnist, "--limit", "500", "--hidden", "32", "--iw-samples", "2"];
+    let (code, text) = run(train().args(args).args(["--backend", "gpu", "--epochs", "1", "--out", "m.safetensors"]).current_dir(&dir));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("on the GPU: "), "{text}");
+    assert!(text.contains("epoch   1/1"), "{text}");
+    let (code, text) = run(train().args(["--data", &mnist, "--resume", "m.ckpt", "--epochs", "2", "--backend", "cpu"]).current_dir(&dir));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("resuming m.ckpt at epoch 2") && text.contains("on the CPU"), "{text}");
+    let file = weights::from_bytes(&fs::read(dir.join("m.safetensors")).unwrap()).unwrap();
+    assert_eq!(file.metadata["epochs"], "2");
+    assert_eq!(fs::read_to_string(dir.join("m.train.jsonl")).unwrap().lines().count(), 2);
+    let (code, text) = run(train().args(args).args(["--gpu-kernel", "tiled"]).current_dir(&dir));
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("--gpu-kernel chooses the GPU's product kernel: give it with --backend gpu"), "{text}");
+    fs::remove_dir_all(&dir).unwrap();
+}

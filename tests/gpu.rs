@@ -579,3 +579,32 @@ fn tiny_device_limits_split_every_path_of_the_odd_model() {
     let drawn = draw_row(&e, &view, &batch, 22, (5, 5), &cpu[22 * 25..]);
     assert!(drawn <= 1, "last odd digit drawn {drawn}/255 off");
 }
+
+#[test]
+fn large_batches_on_the_tiled_product_match_the_cpu_reference() {
+    // GPUs decode and encode batches of 64 rows or more with matmul.wgsl's tiled kernel; forced
+    // here on whatever adapter runs the tests. 1000 points in chunks of 300 (the last 100) and
+    // 1030 in chunks of 100 (the last 30 on the dense kernel): no size a multiple of a tile.
+    for (n, cap) in [(1000, 300), (1030, 100), (4096, 4096)] {
+        let e = engine_with(EngineOptions {
+            max_rows_per_dispatch: Some(cap),
+            matmul: Some(latent_explorer::gpu::MatmulKernel::Tiled),
+            ..Default::default()
+        });
+        let z = latent_points(n, n as u32);
+        let diff = max_abs_diff(&pollster::block_on(e.decode(&z)).unwrap(), &vae().decode(&z).unwrap());
+        eprintln!("tiled decode of {n} in chunks of {cap}: max |gpu - cpu| = {diff:.2e}");
+        assert!(diff <= 1e-4, "tiled decode of {n}: max abs difference {diff}");
+        let images = latent_explorer::dataset::to_intensities(&common::mnist().test_images[..n.min(1000) * 784]);
+        let (mu, logvar) = common::gaussian(pollster::block_on(e.encode(&images)).unwrap());
+        let (cmu, clv) = common::gaussian(vae().encode(&images).unwrap());
+        let (dm, dl) = (max_abs_diff(&mu, &cmu), max_abs_diff(&logvar, &clv));
+        assert!(dm <= 1e-4 && dl <= 1e-4, "tiled encode of {n}: mu {dm}, logvar {dl}");
+    }
+    // Widths that are not whole vec4s (13, 7, 25 outputs): the padded rows between layers.
+    let options = EngineOptions { matmul: Some(latent_explorer::gpu::MatmulKernel::Tiled), ..Default::default() };
+    let e = pollster::block_on(GpuEngine::new(odd_vae(), options)).unwrap();
+    let z = latent_points_in(3, 300, 5);
+    let diff = max_abs_diff(&pollster::block_on(e.decode(&z)).unwrap(), &odd_vae().decode(&z).unwrap());
+    assert!(diff <= 1e-4, "tiled decode, odd widths: max abs difference {diff}");
+}

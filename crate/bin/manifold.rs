@@ -14,7 +14,7 @@ use clap::Parser;
 
 use latent_explorer::backend::{self, Backend, Preference};
 use latent_explorer::fsutil::atomic_write;
-use latent_explorer::gpu::{EngineOptions, GpuEngine};
+use latent_explorer::gpu::{EngineOptions, GpuEngine, MatmulKernel};
 use latent_explorer::{rng, weights, Vae};
 
 #[derive(Parser, Debug)]
@@ -45,6 +45,10 @@ struct Args {
     /// Batch sizes for --bench.
     #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
     batches: Vec<usize>,
+    /// For --bench, the GPU's product kernel for batches of 64 or more: tiled (workgroup-memory
+    /// tiles) or dense (the dense layer kernel). Default: by adapter type (tiled on GPUs).
+    #[arg(long, value_parser = ["tiled", "dense"])]
+    gpu_kernel: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -61,7 +65,8 @@ fn run(args: Args) -> Result<(), String> {
     let bytes = std::fs::read(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
     let vae = weights::from_bytes(&bytes).map_err(|e| format!("{}: {e}", args.model.display()))?.vae;
     if args.bench {
-        return bench(&vae, &args.batches);
+        let matmul = args.gpu_kernel.as_deref().map(|k| if k == "tiled" { MatmulKernel::Tiled } else { MatmulKernel::Blocked });
+        return bench(&vae, &args.batches, EngineOptions { matmul, ..Default::default() });
     }
     let d = vae.arch().latent;
     let side = (vae.arch().input as f64).sqrt() as usize;
@@ -197,9 +202,12 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn bench(vae: &Vae, batches: &[usize]) -> Result<(), String> {
+fn bench(vae: &Vae, batches: &[usize], options: EngineOptions) -> Result<(), String> {
     let d = vae.arch().latent;
-    let engine = pollster::block_on(GpuEngine::new(vae, EngineOptions::default()));
+    let engine = pollster::block_on(GpuEngine::new(vae, options));
+    // Multiply-adds per decoded point, twice: the FLOPs the GPU time is divided into.
+    let lay = vae.layout();
+    let flops_per_point: usize = lay.decoder.iter().map(|&i| 2 * lay.layers[i].n_in * lay.layers[i].n_out).sum();
     match &engine {
         Ok(e) => println!(
             "GPU adapter: {}{}",
@@ -208,7 +216,7 @@ fn bench(vae: &Vae, batches: &[usize]) -> Result<(), String> {
         ),
         Err(e) => println!("GPU unavailable: {e}"),
     }
-    println!("{:<5} {:>6} {:>12} {:>12} {:>14} {:>14}", "", "batch", "p50 ms", "p95 ms", "points/s", "GPU time ms");
+    println!("{:<5} {:>6} {:>12} {:>12} {:>14} {:>14} {:>9}", "", "batch", "p50 ms", "p95 ms", "points/s", "GPU time ms", "TFLOP/s");
     for &batch in batches {
         if batch == 0 {
             return Err("--batches sizes must be at least 1".into());
@@ -222,7 +230,7 @@ fn bench(vae: &Vae, batches: &[usize]) -> Result<(), String> {
             std::hint::black_box(vae.decode(&z).map_err(|e| e.to_string())?);
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        report("cpu", batch, &mut times, None);
+        report("cpu", batch, &mut times, None, 0.0);
         if let Ok(engine) = &engine {
             let mut times = Vec::new();
             let mut gpu = Vec::new();
@@ -237,7 +245,7 @@ fn bench(vae: &Vae, batches: &[usize]) -> Result<(), String> {
                 gpu.extend(ms);
             }
             gpu.sort_by(|a, b| a.total_cmp(b));
-            report("gpu", batch, &mut times, (!gpu.is_empty()).then(|| percentile(&gpu, 0.5)));
+            report("gpu", batch, &mut times, (!gpu.is_empty()).then(|| percentile(&gpu, 0.5)), (batch * flops_per_point) as f64);
         }
     }
     println!(
@@ -246,9 +254,15 @@ fn bench(vae: &Vae, batches: &[usize]) -> Result<(), String> {
     Ok(())
 }
 
-fn report(backend: &str, batch: usize, times: &mut [f64], gpu_ms: Option<f64>) {
+/// One line of the table; `flops` of the decode give TFLOP/s from the GPU time.
+fn report(backend: &str, batch: usize, times: &mut [f64], gpu_ms: Option<f64>, flops: f64) {
     times.sort_by(|a, b| a.total_cmp(b));
     let p50 = percentile(times, 0.5);
     let gpu = gpu_ms.map(|g| format!("{g:.4}")).unwrap_or_else(|| "-".into());
-    println!("{backend:<5} {batch:>6} {p50:>12.4} {:>12.4} {:>14.0} {gpu:>14}", percentile(times, 0.95), batch as f64 / (p50 / 1e3));
+    let tflops = gpu_ms.filter(|g| *g > 0.0).map(|g| format!("{:.2}", flops / (g * 1e-3) / 1e12)).unwrap_or_else(|| "-".into());
+    println!(
+        "{backend:<5} {batch:>6} {p50:>12.4} {:>12.4} {:>14.0} {gpu:>14} {tflops:>9}",
+        percentile(times, 0.95),
+        batch as f64 / (p50 / 1e3)
+    );
 }

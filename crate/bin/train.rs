@@ -1,5 +1,9 @@
 //! `cargo run --release --bin train -- --data DIR --epochs N --out FILE`: trains a VAE and
 //! writes the model file the explorer page loads.
+//!
+//! Longer than 400 lines because it is the one place for the command's argument checks and its
+//! five modes (train on either backend, resume, `--kind pca`, `--convert`, `--bench`) and their
+//! printing; the work itself lives in `train/`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use latent_explorer::dataset::{self, Dataset};
 use latent_explorer::gpu::training::TrainerOptions;
+use latent_explorer::gpu::MatmulKernel;
 use latent_explorer::train::evaluate::TestFigures;
 use latent_explorer::train::{checkpoint, config, EpochRecord, LrSchedule, Observer, Outcome, TrainConfig, TrainState, Trainer};
 use latent_explorer::weights::StorageDtype;
@@ -81,6 +86,10 @@ struct Args {
     /// through wgpu: Vulkan, Metal or DX12). Checkpoints resume on either.
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "gpu"])]
     backend: String,
+    /// With --backend gpu, the product kernel: tiled (workgroup-memory tiles; the default, built for
+    /// GPUs and also the faster on lavapipe) or blocked (no workgroup memory), for benchmarks.
+    #[arg(long, value_parser = ["tiled", "blocked"])]
+    gpu_kernel: Option<String>,
     /// Measure training throughput (examples/second) and exit; writes nothing.
     #[arg(long)]
     bench: bool,
@@ -202,6 +211,9 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     if kind == ModelKind::Pca && (args.resume.is_some() || args.bench) {
         return Err("a pca is fitted in one pass: --resume and --bench do not apply".into());
     }
+    if args.gpu_kernel.is_some() && args.backend != "gpu" {
+        return Err("--gpu-kernel chooses the GPU's product kernel: give it with --backend gpu".into());
+    }
     if !(0.0..=1.0).contains(&args.lr_floor) {
         return Err("--lr-floor must be between 0 and 1".into());
     }
@@ -289,7 +301,7 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
         None => TrainState::new(config, &data).map_err(|e| e.to_string())?,
     };
     let mut trainer = match args.backend.as_str() {
-        "gpu" => Trainer::on_gpu(state, &data, TrainerOptions::default()),
+        "gpu" => Trainer::on_gpu(state, &data, TrainerOptions { matmul: args.gpu_kernel.as_deref().map(kernel) }),
         _ => Trainer::from_state(state, &data),
     }
     .map_err(|e| e.to_string())?;
@@ -344,6 +356,15 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     let report = trainer.finish(&out, dtype).map_err(|e| e.to_string())?;
     report_final(&report, &out, &ckpt, trainer.state.epoch);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--gpu-kernel`'s value as the kernel.
+fn kernel(name: &str) -> MatmulKernel {
+    if name == "tiled" {
+        MatmulKernel::Tiled
+    } else {
+        MatmulKernel::Blocked
+    }
 }
 
 fn report_final(r: &latent_explorer::train::FinalReport, out: &Path, ckpt: &Path, epochs: usize) {

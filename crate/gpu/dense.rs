@@ -6,21 +6,17 @@ use crate::architecture::Activation;
 use crate::model::Vae;
 
 use super::device::{Gpu, WORKGROUP};
+use super::dispatch::Dispatch;
+use super::matmul::{act_code, Matmul, MatmulKernel, Product, Strided};
 
 const DENSE_WGSL: &str = include_str!("../../shaders/dense.wgsl");
 
 /// Batch rows per invocation: the shader's `ROWS` (its body keeps one accumulator per row).
 pub(super) const ROWS: usize = 4;
 
-/// An activation's code in [`DenseDims::act`] and in `matmul.wgsl`'s `act` and `act_back`: the
-/// shaders compare it with their `ACT_*`.
-pub(super) const fn act_code(a: Activation) -> u32 {
-    match a {
-        Activation::Identity => 0,
-        Activation::Relu => 1,
-        Activation::Sigmoid => 2,
-    }
-}
+/// Rows from which a chain runs on the tiled product (`matmul.wgsl`) where the engine uses it:
+/// one 64-row tile. Below, the dense kernel's 4-row invocations waste less (the drag path is 1).
+pub(super) const TILED_FROM_ROWS: usize = 64;
 
 /// The values of `dense.wgsl`'s pipeline-overridable constants. The shader gives them no
 /// defaults, so the pipeline fails to build unless every one it uses is here (identity is any
@@ -100,13 +96,18 @@ pub(super) struct GpuLayer {
     n_in: usize,
     n_out: usize,
     act: u32,
+    activation: Activation,
 }
 
 impl GpuLayer {
     pub(super) fn upload(gpu: &Gpu, layer: &PackedLayer) -> Self {
         let (label, usage) = (layer.name.as_str(), wgpu::BufferUsages::empty());
         let (wt, bias) = (gpu.upload(label, &layer.wt, usage), gpu.upload(label, &layer.bias, usage));
-        GpuLayer { wt, bias, n_in: layer.n_in, n_out: layer.n_out, act: act_code(layer.act) }
+        GpuLayer { wt, bias, n_in: layer.n_in, n_out: layer.n_out, act: act_code(layer.act), activation: layer.act }
+    }
+
+    fn activation(&self) -> Activation {
+        self.activation
     }
 
     fn n_out4(&self) -> usize {
@@ -131,15 +132,19 @@ struct DenseDims {
     act: u32,
 }
 
-/// The dense kernel's pipeline.
+/// The dense kernel's pipeline, and the product that takes over large batches on GPUs.
 pub(super) struct Dense {
     pipeline: wgpu::ComputePipeline,
+    /// The tiled product, where the engine uses it (GPUs; CPU drivers keep the dense kernel,
+    /// which is their fast one).
+    tiled: Option<Matmul>,
 }
 
 impl Dense {
-    /// Builds the pipeline (inside the caller's error scope: a failure shows there).
-    pub(super) fn new(gpu: &Gpu) -> Self {
-        Dense { pipeline: gpu.compute_pipeline(DENSE_WGSL, "dense", &CONSTANTS) }
+    /// Builds the pipelines (inside the caller's error scope: a failure shows there).
+    pub(super) fn new(gpu: &Gpu, kernel: MatmulKernel) -> Self {
+        let tiled = (kernel == MatmulKernel::Tiled).then(|| Matmul::new(gpu, MatmulKernel::Tiled));
+        Dense { pipeline: gpu.compute_pipeline(DENSE_WGSL, "dense", &CONSTANTS), tiled }
     }
 
     /// Records a chain of dense layers over the `rows` rows of `x` (row stride `in_stride`) into
@@ -177,6 +182,26 @@ impl Dense {
                 out_stride4: l.n_out4() as u32,
                 act: l.act,
             };
+            if let Some(mm) = self.tiled.as_ref().filter(|_| rows >= TILED_FROM_ROWS) {
+                // The same layout: W^T rows of `width`, the padded bias, rows of `width` out.
+                steps.push(mm.prepare(
+                    gpu,
+                    &Product {
+                        m: rows,
+                        n: l.n_out,
+                        k: l.n_in,
+                        a: Strided::rows(&input.0, 0, input.1),
+                        b: Strided::rows(&l.wt, 0, width),
+                        c: Strided::rows(&y, 0, width),
+                        accumulate: false,
+                        bias: Some((&l.bias, 0)),
+                        act: l.activation(),
+                        act_back: None,
+                    },
+                ));
+                input = (y, width);
+                continue;
+            }
             let uniform = gpu.uniform("dims", &dims);
             let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("dense"),
@@ -189,7 +214,8 @@ impl Dense {
                     wgpu::BindGroupEntry { binding: 4, resource: y.as_entire_binding() },
                 ],
             });
-            steps.push((bind, (l.n_out4().div_ceil(WORKGROUP as usize) as u32, rows.div_ceil(ROWS) as u32)));
+            let groups = [l.n_out4().div_ceil(WORKGROUP as usize) as u32, rows.div_ceil(ROWS) as u32, 1];
+            steps.push(Dispatch { pipeline: self.pipeline.clone(), bind, groups });
             input = (y, width);
         }
         Chain { steps, output: input.0 }
@@ -197,18 +223,13 @@ impl Dense {
 
     /// Records a prepared chain into a pass.
     pub(super) fn record(&self, pass: &mut wgpu::ComputePass<'_>, chain: &Chain) {
-        pass.set_pipeline(&self.pipeline);
-        for (bind, (gx, gy)) in &chain.steps {
-            pass.set_bind_group(0, bind, &[]);
-            pass.dispatch_workgroups(*gx, *gy, 1);
-        }
+        chain.steps.iter().for_each(|d| d.record(pass));
     }
 }
 
-/// A chain of layers ready to record: each layer's bind group and workgroup grid, and the buffer
-/// the last layer writes.
+/// A chain of layers ready to record: each layer's dispatch, and the buffer the last layer writes.
 pub(super) struct Chain {
-    steps: Vec<(wgpu::BindGroup, (u32, u32))>,
+    steps: Vec<Dispatch>,
     pub output: wgpu::Buffer,
 }
 

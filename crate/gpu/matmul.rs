@@ -1,15 +1,24 @@
 //! The strided matrix product with an epilogue (`shaders/matmul.wgsl`): every dense-layer product
-//! of training (forward, backward, weight gradient) and of large-batch decoding. Two kernels, one
-//! for GPUs (tiled in workgroup memory) and one for CPU drivers, chosen by adapter type.
+//! of training (forward, backward, weight gradient) and of large-batch decoding on GPUs. Two
+//! kernels: tiled in workgroup memory, and blocked without barriers.
 
 use crate::architecture::Activation;
 
-use super::dense::act_code;
 use super::device::{Gpu, WORKGROUP};
 use super::dispatch::{bind_whole, Dispatch};
 
 /// The product with the activations it applies prepended.
 const MATMUL_WGSL: &str = concat!(include_str!("../../shaders/activation.wgsl"), include_str!("../../shaders/matmul.wgsl"));
+
+/// An activation's code in `matmul.wgsl`'s `act` and `act_back`, `latent.wgsl`'s and `dense.wgsl`'s
+/// `act`: the shaders compare it with their `ACT_*`.
+pub(super) const fn act_code(a: Activation) -> u32 {
+    match a {
+        Activation::Identity => 0,
+        Activation::Relu => 1,
+        Activation::Sigmoid => 2,
+    }
+}
 
 /// The values of `matmul.wgsl`'s pipeline-overridable constants (it gives them no defaults).
 pub(super) const CONSTANTS: [(&str, f64); 3] = [
@@ -21,16 +30,18 @@ pub(super) const CONSTANTS: [(&str, f64); 3] = [
 /// Which product kernel runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulKernel {
-    /// 64x64 tiles in workgroup memory, 4x4 outputs per invocation: for GPUs.
+    /// 64x64 tiles in workgroup memory, 4x4 outputs per invocation: for GPUs, and the trainer's
+    /// default on every adapter.
     Tiled,
-    /// 4x4 outputs per invocation straight from memory, no barriers: for CPU drivers (lavapipe,
-    /// SwiftShader), where it is the faster one (see the note on `for_adapter`).
+    /// Without workgroup memory or barriers: `matmul_blocked` for the trainer, the dense layer
+    /// kernel (`dense.wgsl`) for the engine's decoding and encoding.
     Blocked,
 }
 
 impl MatmulKernel {
-    /// The kernel for an adapter: blocked on CPU drivers, tiled on everything else. Measured on
-    /// lavapipe (2 cores) the blocked kernel trains faster; the tiled one is the GPU kernel.
+    /// The engine's kernel for large batches: tiled on GPUs, the dense kernel on CPU drivers.
+    /// Measured on lavapipe (2 cores, `manifold --bench`): 4096 points decode in 753 ms on the
+    /// dense kernel and 1279 ms tiled (the same at 64 and 1024 points).
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
         if info.device_type == wgpu::DeviceType::Cpu {
             MatmulKernel::Blocked

@@ -45,6 +45,9 @@ pub struct EngineOptions {
     /// Tests lower `max_storage_buffer_binding_size` and `max_buffer_size` so that the device
     /// itself enforces the limits the batch splitting must respect.
     pub limits_override: Option<wgpu::Limits>,
+    /// The product kernel for batches of 64 rows or more: by default the adapter's
+    /// (`MatmulKernel::for_adapter`: tiled on GPUs; CPU drivers keep the dense kernel).
+    pub matmul: Option<MatmulKernel>,
 }
 
 /// The VAE on a GPU: decode, encode, sample, and draw decoded digits.
@@ -88,7 +91,8 @@ impl GpuEngine {
         let arch = vae.arch().clone();
 
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let (dense, sampler) = (Dense::new(&gpu), Sampler::new(&gpu, arch.latent));
+        let kernel = options.matmul.unwrap_or_else(|| MatmulKernel::for_adapter(&info));
+        let (dense, sampler) = (Dense::new(&gpu, kernel), Sampler::new(&gpu, arch.latent));
         if let Some(e) = scope.pop().await {
             return Err(GpuError::Validation(format!("compiling the shaders: {e}")));
         }

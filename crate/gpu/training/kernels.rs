@@ -5,8 +5,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::architecture::Activation;
-use crate::gpu::dense::act_code;
 use crate::gpu::device::{Gpu, WORKGROUP};
+use crate::gpu::matmul::act_code;
 
 #[cfg(test)]
 const STEP: &str = include_str!("../../../shaders/step.wgsl");

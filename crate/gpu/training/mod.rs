@@ -29,7 +29,8 @@ use program::Buffers;
 /// Options for [`GpuTrainer::new`].
 #[derive(Clone, Debug, Default)]
 pub struct TrainerOptions {
-    /// The product kernel; by default the one for the adapter (`MatmulKernel::for_adapter`).
+    /// The product kernel; by default tiled, on every adapter: on lavapipe (2 cores) the default
+    /// model trains at 475 examples/s on it and 287 on the blocked kernel.
     pub matmul: Option<MatmulKernel>,
 }
 
@@ -127,7 +128,7 @@ impl GpuTrainer {
                 "the training data needs a {biggest}-byte buffer; this device binds at most {largest} bytes"
             )));
         }
-        let kernel = options.matmul.unwrap_or_else(|| MatmulKernel::for_adapter(&info));
+        let kernel = options.matmul.unwrap_or(MatmulKernel::Tiled);
         let mut packed = vec![0u32; images.len().div_ceil(4)];
         for (w, chunk) in packed.iter_mut().zip(images.chunks(4)) {
             *w = chunk.iter().enumerate().fold(0, |acc, (i, &b)| acc | (b as u32) << (8 * i));

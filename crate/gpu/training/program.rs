@@ -4,10 +4,9 @@
 //! reference model.
 
 use crate::architecture::{Activation, Architecture, ReconstructionLoss};
-use crate::gpu::dense::act_code;
 use crate::gpu::device::{Gpu, WORKGROUP};
 use crate::gpu::dispatch::{bind_whole, Dispatch};
-use crate::gpu::matmul::{Matmul, Product, Strided};
+use crate::gpu::matmul::{act_code, Matmul, Product, Strided};
 use crate::model::ParamLayout;
 
 use super::kernels::{AdamParams, Columns, Gather, Kernels, LatentParams, LossParams, LOSS_BCE};
