@@ -321,5 +321,11 @@ fn a_gpu_run_checkpoints_and_finishes_on_the_cpu() {
     let (code, text) = run(train().args(args).args(["--gpu-kernel", "tiled"]).current_dir(&dir));
     assert_ne!(code, 0, "{text}");
     assert!(text.contains("--gpu-kernel chooses the GPU's product kernel: give it with --backend gpu"), "{text}");
+    // No adapter (this build has no GL backend): the error says so and offers the CPU.
+    let (code, text) =
+        run(train().args(args).args(["--backend", "gpu", "--out", "none.safetensors"]).env("WGPU_BACKEND", "gl").current_dir(&dir));
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("error: GPU: no GPU adapter found") && text.contains("train on the CPU with --backend cpu"), "{text}");
+    assert!(!dir.join("none.safetensors").exists() && !dir.join("none.ckpt").exists());
     fs::remove_dir_all(&dir).unwrap();
 }
