@@ -85,9 +85,12 @@ fn load_b(k: u32, j: u32) -> f32 {
     return b[d.b_off + k * d.b_sk + j * d.b_sj];
 }
 
-// Tiles of 16 k by 64 rows (A) and 16 k by 64 columns (B), as vec4s of 4 rows or columns.
-var<workgroup> tile_a: array<vec4<f32>, 256>;
-var<workgroup> tile_b: array<vec4<f32>, 256>;
+// Tiles of 16 k by 64 rows (A) and 16 k by 64 columns (B), as vec4s of 4 rows or columns; each k
+// row padded to 17 vec4s, so that invocations storing the same column of consecutive k rows
+// (the loads along a contiguous k) hit different banks.
+const TILE_ROW: u32 = 17u;
+var<workgroup> tile_a: array<vec4<f32>, 272>;
+var<workgroup> tile_b: array<vec4<f32>, 272>;
 
 @compute @workgroup_size(16, 16)
 fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -109,19 +112,19 @@ fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
                 kk = idx % 16u;
                 ii = idx / 16u;
             }
-            tile_a[kk * 16u + ii / 4u][ii % 4u] = load_a(i0 + ii, k0 + kk);
+            tile_a[kk * TILE_ROW + ii / 4u][ii % 4u] = load_a(i0 + ii, k0 + kk);
             var jj = idx % 64u;
             var kb = idx / 64u;
             if (d.b_sj != 1u) {
                 kb = idx % 16u;
                 jj = idx / 16u;
             }
-            tile_b[kb * 16u + jj / 4u][jj % 4u] = load_b(k0 + kb, j0 + jj);
+            tile_b[kb * TILE_ROW + jj / 4u][jj % 4u] = load_b(k0 + kb, j0 + jj);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < 16u; kk = kk + 1u) {
-            let av = tile_a[kk * 16u + lid.y];
-            let bv = tile_b[kk * 16u + lid.x];
+            let av = tile_a[kk * TILE_ROW + lid.y];
+            let bv = tile_b[kk * TILE_ROW + lid.x];
             acc0 = fma(vec4<f32>(av.x), bv, acc0);
             acc1 = fma(vec4<f32>(av.y), bv, acc1);
             acc2 = fma(vec4<f32>(av.z), bv, acc2);
