@@ -212,3 +212,32 @@ fn a_divergent_gpu_run_stops_and_writes_nothing() {
     assert!(!out.exists(), "a model file was written");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The page trains on its engine's device (a browser's adapter opens one): a trainer made there
+/// takes the same step as one on its own device, and the engine decodes as before.
+#[test]
+fn a_trainer_on_an_engines_device_takes_the_same_step() {
+    use latent_explorer::gpu::training::{GpuTrainer, TrainerStart};
+    use latent_explorer::gpu::{EngineOptions, GpuEngine};
+    let (data, config) = small();
+    let state = TrainState::new(config.clone(), &data).unwrap();
+    let engine = pollster::block_on(GpuEngine::new(&state.vae, EngineOptions::default())).unwrap();
+    let z = [0.5f32, -1.0];
+    let before = pollster::block_on(engine.decode(&z)).unwrap();
+    let (m, v) = (&state.adam.m, &state.adam.v);
+    let batches = config.batches_per_epoch(data.n_train());
+    let start = TrainerStart { vae: &state.vae, m, v, images: &data.train_images, max_rows: 48, max_steps: batches };
+    let on_engine = pollster::block_on(GpuTrainer::on_engine(&engine, start, TrainerOptions::default()));
+    let own = pollster::block_on(GpuTrainer::new(start, TrainerOptions::default()));
+    let perm = rng::permutation(rng::derive_seed(config.seed, 0), data.n_train());
+    let (steps, _) = latent_explorer::train::gpu_step::epoch_steps(&state, data.n_train());
+    let mut gradients = Vec::new();
+    for mut t in [on_engine.unwrap(), own.unwrap()] {
+        t.begin_epoch(&perm, &steps, 0).unwrap();
+        let s = t.submit(&steps, 0..2).unwrap();
+        assert!(pollster::block_on(t.losses(s)).unwrap().iter().all(|l| l.finite));
+        gradients.push(pollster::block_on(t.read_gradient()).unwrap());
+    }
+    assert_eq!(gradients[0], gradients[1], "the same step on a shared and an own device");
+    assert_eq!(pollster::block_on(engine.decode(&z)).unwrap(), before, "the engine's weights are its own");
+}

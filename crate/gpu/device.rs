@@ -27,7 +27,20 @@ pub(super) async fn request_adapter() -> Result<(wgpu::Instance, wgpu::Adapter),
     Ok((instance, adapter))
 }
 
+/// How an adapter is named to users, e.g. "NVIDIA H100 (Vulkan)" or "llvmpipe (Vulkan,
+/// software)". Browsers may hide the adapter's name.
+pub(super) fn adapter_name(info: &wgpu::AdapterInfo) -> String {
+    let kind = if info.device_type == wgpu::DeviceType::Cpu { ", software" } else { "" };
+    let name = if info.name.is_empty() { "unnamed adapter" } else { &info.name };
+    let backend = match info.backend {
+        wgpu::Backend::BrowserWebGpu => "WebGPU".to_string(),
+        other => format!("{other:?}"),
+    };
+    format!("{name} ({backend}{kind})")
+}
+
 /// Timestamp queries, where the adapter has them, to measure GPU time (benchmarks).
+#[derive(Clone)]
 struct Timer {
     queries: wgpu::QuerySet,
     resolve: wgpu::Buffer,
@@ -35,6 +48,8 @@ struct Timer {
 }
 
 /// An open device and its queue, with the helpers all GPU work is recorded and read through.
+/// Clones share the device (the trainer and the engine can work on one).
+#[derive(Clone)]
 pub(super) struct Gpu {
     pub(super) device: wgpu::Device,
     pub(super) queue: wgpu::Queue,

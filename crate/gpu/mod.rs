@@ -120,13 +120,7 @@ impl GpuEngine {
     /// The adapter in use, e.g. "NVIDIA H100 (Vulkan)" or "llvmpipe (Vulkan, software)".
     /// Browsers may hide the adapter's name.
     pub fn adapter_name(&self) -> String {
-        let kind = if self.info.device_type == wgpu::DeviceType::Cpu { ", software" } else { "" };
-        let name = if self.info.name.is_empty() { "unnamed adapter" } else { &self.info.name };
-        let backend = match self.info.backend {
-            wgpu::Backend::BrowserWebGpu => "WebGPU".to_string(),
-            other => format!("{other:?}"),
-        };
-        format!("{name} ({backend}{kind})")
+        device::adapter_name(&self.info)
     }
 
     pub fn instance(&self) -> Option<&wgpu::Instance> {
@@ -153,6 +147,11 @@ impl GpuEngine {
     /// enough that every buffer a dispatch binds fits the device's binding and buffer limits.
     pub fn max_rows_per_dispatch(&self) -> usize {
         self.max_rows
+    }
+
+    /// The engine's device, for a trainer to share ([`training::GpuTrainer::on_engine`]).
+    fn gpu(&self) -> &Gpu {
+        &self.gpu
     }
 
     /// Whether GPU time can be measured ([`GpuEngine::decode_timed`]).

@@ -12,7 +12,7 @@ use super::observer::{Observer, Outcome};
 use super::state::TrainState;
 use crate::dataset::Dataset;
 use crate::error::ModelError;
-use crate::gpu::training::{GpuTrainer, Step, StepLoss, Submitted, TrainerOptions};
+use crate::gpu::training::{GpuTrainer, Step, StepLoss, Submitted, TrainerOptions, TrainerStart};
 use crate::gpu::GpuError;
 use crate::rng;
 
@@ -35,16 +35,15 @@ impl GpuStepper {
     /// Uploads the run's model, Adam's moments and the training images.
     pub fn new(state: &TrainState, data: &Dataset, options: TrainerOptions) -> Result<Self, ModelError> {
         let max_steps = state.config.batches_per_epoch(data.n_train());
-        let gpu = pollster::block_on(GpuTrainer::new(
-            &state.vae,
-            &state.adam.m,
-            &state.adam.v,
-            &data.train_images,
-            state.config.batch_size,
+        let start = TrainerStart {
+            vae: &state.vae,
+            m: &state.adam.m,
+            v: &state.adam.v,
+            images: &data.train_images,
+            max_rows: state.config.batch_size,
             max_steps,
-            options,
-        ))
-        .map_err(gpu_error)?;
+        };
+        let gpu = pollster::block_on(GpuTrainer::new(start, options)).map_err(gpu_error)?;
         Ok(GpuStepper { gpu, steps: Vec::new(), lrs: Vec::new() })
     }
 

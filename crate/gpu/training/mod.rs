@@ -34,6 +34,19 @@ pub struct TrainerOptions {
     pub matmul: Option<MatmulKernel>,
 }
 
+/// What a trainer starts from: `vae`'s parameters, Adam's moments `m` and `v`, and the training
+/// images (bytes, whole images of `vae`'s input size), for batches of up to `max_rows` examples
+/// and epochs of up to `max_steps` steps.
+#[derive(Clone, Copy)]
+pub struct TrainerStart<'a> {
+    pub vae: &'a Vae,
+    pub m: &'a [f32],
+    pub v: &'a [f32],
+    pub images: &'a [u8],
+    pub max_rows: usize,
+    pub max_steps: usize,
+}
+
 /// One step's loss sums over its batch, and whether every parameter stayed finite.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepLoss {
@@ -66,34 +79,26 @@ pub struct GpuTrainer {
 }
 
 impl GpuTrainer {
-    /// Finds an adapter and uploads `vae`'s parameters, Adam's moments `m` and `v`, and the
-    /// training images (`images`, bytes, whole images of `vae`'s input size), for batches of up
-    /// to `max_rows` examples and epochs of up to `max_steps` steps.
-    pub async fn new(
-        vae: &Vae,
-        m: &[f32],
-        v: &[f32],
-        images: &[u8],
-        max_rows: usize,
-        max_steps: usize,
-        options: TrainerOptions,
-    ) -> Result<Self, GpuError> {
+    /// Finds an adapter and uploads what `start` holds.
+    pub async fn new(start: TrainerStart<'_>, options: TrainerOptions) -> Result<Self, GpuError> {
         let (_instance, adapter) = device::request_adapter().await?;
-        Self::with_adapter(adapter, vae, m, v, images, max_rows, max_steps, options).await
+        Self::with_adapter(adapter, start, options).await
     }
 
     /// [`GpuTrainer::new`] on a given adapter.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn with_adapter(
-        adapter: wgpu::Adapter,
-        vae: &Vae,
-        m: &[f32],
-        v: &[f32],
-        images: &[u8],
-        max_rows: usize,
-        max_steps: usize,
-        options: TrainerOptions,
-    ) -> Result<Self, GpuError> {
+    pub async fn with_adapter(adapter: wgpu::Adapter, start: TrainerStart<'_>, options: TrainerOptions) -> Result<Self, GpuError> {
+        let gpu = Gpu::open(&adapter, None).await?;
+        Self::on_device(gpu, adapter.get_info(), start, options).await
+    }
+
+    /// [`GpuTrainer::new`] on the device of a running engine (the page's: a browser's adapter
+    /// opens one device), leaving the engine as it was.
+    pub async fn on_engine(engine: &super::GpuEngine, start: TrainerStart<'_>, options: TrainerOptions) -> Result<Self, GpuError> {
+        Self::on_device(engine.gpu().clone(), engine.adapter().get_info(), start, options).await
+    }
+
+    async fn on_device(gpu: Gpu, info: wgpu::AdapterInfo, start: TrainerStart<'_>, options: TrainerOptions) -> Result<Self, GpuError> {
+        let TrainerStart { vae, m, v, images, max_rows, max_steps } = start;
         let arch = vae.arch().clone();
         let lay = vae.layout().clone();
         let px = arch.input;
@@ -118,8 +123,6 @@ impl GpuTrainer {
                 images.len()
             )));
         }
-        let info = adapter.get_info();
-        let gpu = Gpu::open(&adapter, None).await?;
         let limits = gpu.device.limits();
         let largest = device::largest_binding(&limits);
         let biggest = [images.len() as u64, 4 * lay.len as u64, 4 * (max_rows * px) as u64].into_iter().max().unwrap_or(0);
@@ -146,8 +149,7 @@ impl GpuTrainer {
 
     /// The adapter in use, e.g. "NVIDIA H100 (Vulkan)".
     pub fn adapter_name(&self) -> String {
-        let kind = if self.info.device_type == wgpu::DeviceType::Cpu { ", software" } else { "" };
-        format!("{} ({:?}{kind})", self.info.name, self.info.backend)
+        device::adapter_name(&self.info)
     }
 
     /// The product kernel in use.
