@@ -32,6 +32,8 @@ struct Dims {
     act_back: u32,   // backward: multiply by this activation's slope at aux (identity: nothing)
     aux_off: u32,
     aux_si: u32,
+    a_vec: u32,      // how the tiled kernel reads A: VEC_K, VEC_MN (vec4s along k or i) or scalars
+    b_vec: u32,      // likewise for B (along k or j)
 }
 
 @group(0) @binding(0) var<uniform> d: Dims;
@@ -40,10 +42,16 @@ struct Dims {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> aux: array<f32>;
 @group(0) @binding(5) var<storage, read_write> c: array<f32>;
+// The same buffers as a and b, read as vec4s where `a_vec` and `b_vec` say it is aligned.
+@group(0) @binding(6) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> b4: array<vec4<f32>>;
 
-// Set from Rust when the pipeline is built (crate/gpu/matmul.rs), no default: the blocked
-// kernel's workgroup size. activation.wgsl, prepended, brings `activate` and `slope`.
+// Set from Rust when the pipeline is built (crate/gpu/matmul.rs), no defaults: the blocked
+// kernel's workgroup size and the codes of `a_vec` and `b_vec` (any other: scalar reads).
+// activation.wgsl, prepended, brings `activate` and `slope`.
 override WORKGROUP: u32;
+override VEC_K: u32;
+override VEC_MN: u32;
 
 fn finish(i: u32, j: u32, acc: f32) {
     if (i >= d.m || j >= d.n) {
@@ -92,6 +100,91 @@ const TILE_ROW: u32 = 17u;
 var<workgroup> tile_a: array<vec4<f32>, 272>;
 var<workgroup> tile_b: array<vec4<f32>, 272>;
 
+// Stores 4 values of one row (A) or column (B) at consecutive k from k0 + kq.
+fn store_a_k(ii: u32, kq: u32, v: vec4<f32>) {
+    tile_a[kq * TILE_ROW + ii / 4u][ii % 4u] = v.x;
+    tile_a[(kq + 1u) * TILE_ROW + ii / 4u][ii % 4u] = v.y;
+    tile_a[(kq + 2u) * TILE_ROW + ii / 4u][ii % 4u] = v.z;
+    tile_a[(kq + 3u) * TILE_ROW + ii / 4u][ii % 4u] = v.w;
+}
+
+fn store_b_k(jj: u32, kq: u32, v: vec4<f32>) {
+    tile_b[kq * TILE_ROW + jj / 4u][jj % 4u] = v.x;
+    tile_b[(kq + 1u) * TILE_ROW + jj / 4u][jj % 4u] = v.y;
+    tile_b[(kq + 2u) * TILE_ROW + jj / 4u][jj % 4u] = v.z;
+    tile_b[(kq + 3u) * TILE_ROW + jj / 4u][jj % 4u] = v.w;
+}
+
+// The A tile for k0.. (64 rows by 16 k): one vec4 per invocation where A is aligned for it
+// (Rust checks the offset, the strides and that the vec4s never straddle the matrix's edge),
+// else 4 scalars, consecutive invocations reading along whichever index is contiguous.
+fn fill_a(t: u32, i0: u32, k0: u32) {
+    if (d.a_vec == VEC_K) {
+        let ii = t / 4u;
+        let kq = (t % 4u) * 4u;
+        var v = vec4<f32>(0.0);
+        if (i0 + ii < d.m && k0 + kq < d.k) {
+            v = a4[(d.a_off + (i0 + ii) * d.a_si + k0 + kq) / 4u];
+        }
+        store_a_k(ii, kq, v);
+        return;
+    }
+    if (d.a_vec == VEC_MN) {
+        let kk = t / 16u;
+        let iq = (t % 16u) * 4u;
+        var v = vec4<f32>(0.0);
+        if (i0 + iq < d.m && k0 + kk < d.k) {
+            v = a4[(d.a_off + (k0 + kk) * d.a_sk + i0 + iq) / 4u];
+        }
+        tile_a[kk * TILE_ROW + iq / 4u] = v;
+        return;
+    }
+    for (var e = 0u; e < 4u; e = e + 1u) {
+        let idx = t + e * 256u;
+        var ii = idx % 64u;
+        var kk = idx / 64u;
+        if (d.a_sk == 1u) {
+            kk = idx % 16u;
+            ii = idx / 16u;
+        }
+        tile_a[kk * TILE_ROW + ii / 4u][ii % 4u] = load_a(i0 + ii, k0 + kk);
+    }
+}
+
+// The B tile for k0.. (16 k by 64 columns), as `fill_a`.
+fn fill_b(t: u32, j0: u32, k0: u32) {
+    if (d.b_vec == VEC_K) {
+        let jj = t / 4u;
+        let kq = (t % 4u) * 4u;
+        var v = vec4<f32>(0.0);
+        if (j0 + jj < d.n && k0 + kq < d.k) {
+            v = b4[(d.b_off + (j0 + jj) * d.b_sj + k0 + kq) / 4u];
+        }
+        store_b_k(jj, kq, v);
+        return;
+    }
+    if (d.b_vec == VEC_MN) {
+        let kb = t / 16u;
+        let jq = (t % 16u) * 4u;
+        var v = vec4<f32>(0.0);
+        if (j0 + jq < d.n && k0 + kb < d.k) {
+            v = b4[(d.b_off + (k0 + kb) * d.b_sk + j0 + jq) / 4u];
+        }
+        tile_b[kb * TILE_ROW + jq / 4u] = v;
+        return;
+    }
+    for (var e = 0u; e < 4u; e = e + 1u) {
+        let idx = t + e * 256u;
+        var jj = idx % 64u;
+        var kb = idx / 64u;
+        if (d.b_sj != 1u) {
+            kb = idx % 16u;
+            jj = idx / 16u;
+        }
+        tile_b[kb * TILE_ROW + jj / 4u][jj % 4u] = load_b(k0 + kb, j0 + jj);
+    }
+}
+
 @compute @workgroup_size(16, 16)
 fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let t = lid.y * 16u + lid.x;
@@ -102,25 +195,8 @@ fn matmul_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < d.k; k0 = k0 + 16u) {
-        // 1024 values of each tile, 4 per invocation; consecutive invocations read along
-        // whichever index is contiguous in memory, so that global reads coalesce.
-        for (var e = 0u; e < 4u; e = e + 1u) {
-            let idx = t + e * 256u;
-            var ii = idx % 64u;
-            var kk = idx / 64u;
-            if (d.a_sk == 1u) {
-                kk = idx % 16u;
-                ii = idx / 16u;
-            }
-            tile_a[kk * TILE_ROW + ii / 4u][ii % 4u] = load_a(i0 + ii, k0 + kk);
-            var jj = idx % 64u;
-            var kb = idx / 64u;
-            if (d.b_sj != 1u) {
-                kb = idx % 16u;
-                jj = idx / 16u;
-            }
-            tile_b[kb * TILE_ROW + jj / 4u][jj % 4u] = load_b(k0 + kb, j0 + jj);
-        }
+        fill_a(t, i0, k0);
+        fill_b(t, j0, k0);
         workgroupBarrier();
         for (var kk = 0u; kk < 16u; kk = kk + 1u) {
             let av = tile_a[kk * TILE_ROW + lid.y];

@@ -146,19 +146,29 @@ impl Gpu {
         })
     }
 
-    /// A storage buffer of `floats` values (at least 4), uninitialised.
+    /// A storage buffer of `floats` values (at least 4, rounded up to whole vec4s so that it can
+    /// be read as `array<vec4<f32>>`), zeroed.
     pub(super) fn storage(&self, label: &str, floats: usize, extra: wgpu::BufferUsages) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (floats.max(4) * 4) as u64,
+            size: (floats.max(4).div_ceil(4) * 16) as u64,
             usage: wgpu::BufferUsages::STORAGE | extra,
             mapped_at_creation: false,
         })
     }
 
-    /// A storage buffer holding `data` (4 zeros when empty: bindings cannot be empty).
+    /// A storage buffer holding `data`, then zeros up to whole vec4s (4 zeros when empty:
+    /// bindings cannot be empty), so that it can be read as `array<vec4<f32>>`.
     pub(super) fn upload(&self, label: &str, data: &[f32], usage: wgpu::BufferUsages) -> wgpu::Buffer {
-        let data: &[f32] = if data.is_empty() { &[0.0; 4] } else { data };
+        let padded;
+        let data: &[f32] = if data.is_empty() {
+            &[0.0; 4]
+        } else if !data.len().is_multiple_of(4) {
+            padded = [data, &[0.0; 3][..4 - data.len() % 4]].concat();
+            &padded
+        } else {
+            data
+        };
         self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: bytemuck::cast_slice(data),

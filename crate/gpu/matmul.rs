@@ -21,11 +21,48 @@ pub(super) const fn act_code(a: Activation) -> u32 {
 }
 
 /// The values of `matmul.wgsl`'s pipeline-overridable constants (it gives them no defaults).
-pub(super) const CONSTANTS: [(&str, f64); 3] = [
+pub(super) const CONSTANTS: [(&str, f64); 5] = [
     ("ACT_RELU", act_code(Activation::Relu) as f64),
     ("ACT_SIGMOID", act_code(Activation::Sigmoid) as f64),
     ("WORKGROUP", WORKGROUP as f64),
+    ("VEC_K", VEC_K as f64),
+    ("VEC_MN", VEC_MN as f64),
 ];
+
+/// How the tiled kernel reads an operand (`Dims::a_vec`, `b_vec`): vec4s of 4 consecutive k, vec4s
+/// of 4 consecutive rows of A or columns of B, or (any other code) scalars.
+const VEC_K: u32 = 1;
+const VEC_MN: u32 = 2;
+const SCALAR: u32 = 0;
+
+/// How the tiled kernel reads A (i, k): vec4s along k where k is contiguous, along i where i is,
+/// when every vec4 starts at a multiple of 4 floats and none straddles the matrix's edge.
+fn a_mode(p: &Product<'_>) -> u32 {
+    let a = &p.a;
+    if !a.off.is_multiple_of(4) {
+        SCALAR
+    } else if a.inner == 1 && a.outer.is_multiple_of(4) && p.k.is_multiple_of(4) {
+        VEC_K
+    } else if a.outer == 1 && a.inner.is_multiple_of(4) && p.m.is_multiple_of(4) {
+        VEC_MN
+    } else {
+        SCALAR
+    }
+}
+
+/// How the tiled kernel reads B (k, j), as [`a_mode`].
+fn b_mode(p: &Product<'_>) -> u32 {
+    let b = &p.b;
+    if !b.off.is_multiple_of(4) {
+        SCALAR
+    } else if b.outer == 1 && b.inner.is_multiple_of(4) && p.k.is_multiple_of(4) {
+        VEC_K
+    } else if b.inner == 1 && b.outer.is_multiple_of(4) && p.n.is_multiple_of(4) {
+        VEC_MN
+    } else {
+        SCALAR
+    }
+}
 
 /// Which product kernel runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +110,8 @@ struct Dims {
     act_back: u32,
     aux_off: u32,
     aux_si: u32,
-    pad: [u32; 2],
+    a_vec: u32,
+    b_vec: u32,
 }
 
 /// A matrix inside a buffer: element (r, s) at `off + r * outer + s * inner` (floats).
@@ -162,14 +200,18 @@ impl Matmul {
             act_back: act_code(act_back),
             aux_off: u(aux.off),
             aux_si: u(aux.outer),
-            pad: [0; 2],
+            a_vec: a_mode(p),
+            b_vec: b_mode(p),
         };
         let uniform = gpu.uniform("matmul.dims", &dims);
         let pipeline = match self.kernel {
             MatmulKernel::Tiled => &self.tiled,
             MatmulKernel::Blocked => &self.blocked,
         };
-        let bind = bind_whole(&gpu.device, "matmul", pipeline, &[&uniform, p.a.buf, p.b.buf, bias_buf, aux.buf, p.c.buf]);
+        let buffers = [&uniform, p.a.buf, p.b.buf, bias_buf, aux.buf, p.c.buf, p.a.buf, p.b.buf];
+        // The tiled kernel also reads A and B as vec4s (bindings 6 and 7); the blocked one does not.
+        let bound = if self.kernel == MatmulKernel::Tiled { &buffers[..] } else { &buffers[..6] };
+        let bind = bind_whole(&gpu.device, "matmul", pipeline, bound);
         let groups = match self.kernel {
             MatmulKernel::Tiled => [u(p.n.div_ceil(64)), u(p.m.div_ceil(64)), 1],
             MatmulKernel::Blocked => [u(p.n.div_ceil(4).div_ceil(WORKGROUP as usize)), u(p.m.div_ceil(4)), 1],
