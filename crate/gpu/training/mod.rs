@@ -1,7 +1,7 @@
 //! The whole training step on the GPU: gather the batch, forward through the encoder, sample,
 //! decode, the loss and its gradient, backward through every layer, Adam. Every dispatch of a
-//! step is prepared once ([`program`]); a step reads its batch, noise seed and Adam constants from
-//! a step table written once per epoch ([`kernels::Step`]), so recording steps uploads nothing and
+//! step is prepared once (`program.rs`); a step reads its batch, noise seed and Adam constants from
+//! a step table written once per epoch ([`Step`]), so recording steps uploads nothing and
 //! reads nothing back except the loss sums of a group of steps, which the caller collects after
 //! the next group is queued.
 //!
