@@ -22,6 +22,20 @@ override ACT_SIGMOID: u32;
 
 var<workgroup> partial: array<f32, 64>;
 
+// The sum of `v` over the workgroup's 64 invocations, for every invocation (a tree in `partial`).
+fn workgroup_sum(lane: u32, v: f32) -> f32 {
+    workgroupBarrier();
+    partial[lane] = v;
+    for (var w = 32u; w > 0u; w = w / 2u) {
+        workgroupBarrier();
+        if (lane < w) {
+            partial[lane] = partial[lane] + partial[lane + w];
+        }
+    }
+    workgroupBarrier();
+    return partial[0];
+}
+
 fn sigmoid_and_exp(l: f32) -> vec2<f32> {
     let e = exp(-abs(l));
     let inv = 1.0 / (1.0 + e);
@@ -55,15 +69,9 @@ fn reconstruction(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
             logits[i] = s.scale * 2.0 * d * slope;
         }
     }
-    partial[lid.x] = sum;
-    for (var w = 32u; w > 0u; w = w / 2u) {
-        workgroupBarrier();
-        if (lid.x < w) {
-            partial[lid.x] = partial[lid.x] + partial[lid.x + w];
-        }
-    }
+    let total = workgroup_sum(lid.x, sum);
     if (lid.x == 0u) {
-        row_loss[r] = partial[0];
+        row_loss[r] = total;
     }
 }
 
@@ -77,24 +85,9 @@ fn step_sums(@builtin(local_invocation_id) lid: vec3<u32>) {
         rec = rec + row_loss[r];
         kl = kl + row_kl[r];
     }
-    partial[lid.x] = rec;
-    for (var w = 32u; w > 0u; w = w / 2u) {
-        workgroupBarrier();
-        if (lid.x < w) {
-            partial[lid.x] = partial[lid.x] + partial[lid.x + w];
-        }
-    }
-    workgroupBarrier();
-    let rec_total = partial[0];
-    workgroupBarrier();
-    partial[lid.x] = kl;
-    for (var w = 32u; w > 0u; w = w / 2u) {
-        workgroupBarrier();
-        if (lid.x < w) {
-            partial[lid.x] = partial[lid.x] + partial[lid.x + w];
-        }
-    }
+    let rec_total = workgroup_sum(lid.x, rec);
+    let kl_total = workgroup_sum(lid.x, kl);
     if (lid.x == 0u) {
-        step_loss[s.slot] = vec2<f32>(rec_total, partial[0]);
+        step_loss[s.slot] = vec2<f32>(rec_total, kl_total);
     }
 }

@@ -95,19 +95,14 @@ pub(super) struct GpuLayer {
     bias: wgpu::Buffer,
     n_in: usize,
     n_out: usize,
-    act: u32,
-    activation: Activation,
+    act: Activation,
 }
 
 impl GpuLayer {
     pub(super) fn upload(gpu: &Gpu, layer: &PackedLayer) -> Self {
         let (label, usage) = (layer.name.as_str(), wgpu::BufferUsages::empty());
         let (wt, bias) = (gpu.upload(label, &layer.wt, usage), gpu.upload(label, &layer.bias, usage));
-        GpuLayer { wt, bias, n_in: layer.n_in, n_out: layer.n_out, act: act_code(layer.act), activation: layer.act }
-    }
-
-    fn activation(&self) -> Activation {
-        self.activation
+        GpuLayer { wt, bias, n_in: layer.n_in, n_out: layer.n_out, act: layer.act }
     }
 
     fn n_out4(&self) -> usize {
@@ -180,7 +175,7 @@ impl Dense {
                 n_out4: l.n_out4() as u32,
                 in_stride: input.1 as u32,
                 out_stride4: l.n_out4() as u32,
-                act: l.act,
+                act: act_code(l.act),
             };
             if let Some(mm) = self.tiled.as_ref().filter(|_| rows >= TILED_FROM_ROWS) {
                 // The same layout: W^T rows of `width`, the padded bias, rows of `width` out.
@@ -195,7 +190,7 @@ impl Dense {
                         c: Strided::rows(&y, 0, width),
                         accumulate: false,
                         bias: Some((&l.bias, 0)),
-                        act: l.activation(),
+                        act: l.act,
                         act_back: None,
                     },
                 ));

@@ -73,9 +73,12 @@ impl GpuStepper {
         pollster::block_on(self.gpu.losses(s)).map_err(gpu_error)
     }
 
-    /// Batch `b`'s rows and learning rate.
-    pub fn batch(&self, b: usize) -> (usize, f32) {
-        (self.steps[b].rows as usize, self.lrs[b])
+    /// Counts batch `b` as an Adam step in `state` (its step number and learning rate, as the
+    /// CPU's `Adam::begin_step` does); returns its rows.
+    pub fn count_step(&self, state: &mut TrainState, b: usize) -> usize {
+        state.adam.t += 1;
+        state.adam.lr = self.lrs[b];
+        self.steps[b].rows as usize
     }
 
     /// Copies the GPU's parameters and Adam moments into `state` (whose step count and
@@ -166,8 +169,7 @@ pub fn run_epoch(
             for (b, l) in r.zip(losses) {
                 let sums = LossSums { reconstruction: l.reconstruction, kl: l.kl };
                 state.check_step(sums, l.finite)?;
-                let (rows, lr) = gpu.batch(b);
-                (state.adam.t, state.adam.lr) = (state.adam.t + 1, lr);
+                let rows = gpu.count_step(state, b);
                 let loss = state.account(sums, rows, seconds);
                 observer.step(state.batch, loss, state.epoch_examples as f64 / state.epoch_seconds.max(1e-9));
             }

@@ -105,22 +105,21 @@ impl<'a> Trainer<'a> {
         let mut perm = rng::permutation(rng::derive_seed(seed, self.state.epoch as u32), self.n_train());
         let mut examples = 0;
         let mut done = 0;
+        let per_epoch = self.batches_per_epoch();
         while done < n {
-            if self.state.batch >= self.batches_per_epoch() {
+            if self.state.batch >= per_epoch {
                 self.state.batch = 0;
                 self.state.epoch += 1;
                 perm = rng::permutation(rng::derive_seed(seed, self.state.epoch as u32), self.n_train());
             }
             if let Some(gpu) = &mut self.gpu {
                 gpu.begin_epoch(&self.state, &perm)?;
-                let batches = self.state.batch..(self.state.batch + n - done).min(self.state.config.batches_per_epoch(self.data.n_train()));
+                let batches = self.state.batch..(self.state.batch + n - done).min(per_epoch);
                 let submitted = gpu.submit(batches.clone())?;
                 gpu.losses(submitted)?;
                 for b in batches {
-                    let (rows, lr) = gpu.batch(b);
-                    (self.state.adam.t, self.state.adam.lr) = (self.state.adam.t + 1, lr);
+                    examples += gpu.count_step(&mut self.state, b);
                     self.state.batch += 1;
-                    examples += rows;
                     done += 1;
                 }
                 continue;

@@ -5,7 +5,7 @@
 
 use crate::architecture::{Activation, Architecture, ReconstructionLoss};
 use crate::gpu::device::{Gpu, WORKGROUP};
-use crate::gpu::dispatch::{bind_whole, Dispatch};
+use crate::gpu::dispatch::{bind_whole, bind_with, Dispatch};
 use crate::gpu::matmul::{act_code, Matmul, Product, Strided};
 use crate::model::ParamLayout;
 
@@ -314,15 +314,4 @@ pub(super) fn step_program(
     });
     out.push(Dispatch { pipeline: k.advance.clone(), bind: bind_whole(dev, "advance", &k.advance, &[&b.cursor]), groups: [1, 1, 1] });
     out
-}
-
-/// A bind group for `pipeline`'s group 0 with each `(binding, buffer)` bound whole.
-fn bind_with(device: &wgpu::Device, label: &str, pipeline: &wgpu::ComputePipeline, entries: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry> =
-        entries.iter().map(|(i, b)| wgpu::BindGroupEntry { binding: *i, resource: b.as_entire_binding() }).collect();
-    device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    })
 }
