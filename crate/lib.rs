@@ -2,7 +2,7 @@
 //!
 //! The CPU reference model ([`model`]) is the truth; the weights file ([`weights`]), the data
 //! parsing ([`idx`]) and the random numbers ([`rng`]) are shared by the native trainer and the
-//! browser build. Native-only parts (file system, downloads, training) are behind
+//! browser build. Native-only parts (file system, downloads, the training CLI's loop) are behind
 //! `cfg(not(target_arch = "wasm32"))`.
 //!
 //! Load a model, decode a latent point, encode a picture, and draw samples around it:
@@ -39,7 +39,9 @@ pub mod model;
 pub mod preprocess;
 pub mod projection;
 pub mod rng;
+pub mod session;
 pub mod testset;
+pub mod train;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]
@@ -49,8 +51,6 @@ pub mod wasm;
 pub mod dataset;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fsutil;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod train;
 
 pub use architecture::{Activation, Architecture, ModelKind, ReconstructionLoss};
 pub use error::{DataError, ModelError};

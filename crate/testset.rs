@@ -1,5 +1,6 @@
-//! A compact labelled test subset, for models that carry no `embedding.*`: the page fetches it,
-//! encodes it and draws the plane from it. A safetensors file with `images` (U8, `[n, 784]`) and
+//! A compact labelled subset of a data set's images: the test subsets, for models that carry no
+//! `embedding.*` (the page fetches one, encodes it and draws the plane from it), and the training
+//! subsets the page's Train panel learns from (gzip-compressed, `www/data/`). A safetensors file with `images` (U8, `[n, 784]`) and
 //! `labels` (U8, `[n]`), and metadata: `dataset` (its name), `classes` (a JSON array of names, one
 //! per label), `source_sha256` (a JSON object: the checksums of the IDX files it was cut from) and
 //! `selection` (how the images were chosen, in words). Works from bytes (native and wasm);
@@ -112,8 +113,8 @@ pub fn select_balanced(labels: &[u8], classes: usize, per_class: usize) -> Resul
 }
 
 /// The selection in words, for the file's metadata.
-pub fn describe_selection(per_class: usize) -> String {
-    format!("the first {per_class} test images of each class, in test-set order")
+pub fn describe_selection(per_class: usize, split: &str) -> String {
+    format!("the first {per_class} {split} images of each class, in {split}-set order")
 }
 
 /// Serialises a test subset (refusing anything [`from_bytes`] would refuse).
@@ -140,9 +141,42 @@ pub fn to_bytes(set: &TestSet) -> Result<Vec<u8>, TestSetError> {
     safetensors::serialize(views, Some(meta)).map_err(|e| TestSetError::Format(e.to_string()))
 }
 
-/// Parses and validates a test subset: exactly the two U8 tensors with matching shapes, the
-/// metadata present and well-formed, every label naming a class.
+/// The largest subset accepted once decompressed: MNIST's whole training set (47 MB) fits.
+pub const MAX_BYTES: u64 = 64 << 20;
+
+/// Parses and validates a subset, raw or gzip-compressed: exactly the two U8 tensors with
+/// matching shapes, the metadata present and well-formed, every label naming a class.
 pub fn from_bytes(bytes: &[u8]) -> Result<TestSet, TestSetError> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return parse(&gunzip(bytes)?);
+    }
+    parse(bytes)
+}
+
+/// Inflates a gzip stream, refusing one that inflates past [`MAX_BYTES`] (found after reading
+/// at most one byte more).
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, TestSetError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(MAX_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| TestSetError::Format(format!("corrupt gzip stream: {e}")))?;
+    if out.len() as u64 > MAX_BYTES {
+        return Err(TestSetError::Format(format!("decompresses to more than {} MiB", MAX_BYTES >> 20)));
+    }
+    Ok(out)
+}
+
+/// Gzip-compresses a serialised subset (the training subsets are shipped so).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).expect("writing to memory cannot fail");
+    enc.finish().expect("writing to memory cannot fail")
+}
+
+fn parse(bytes: &[u8]) -> Result<TestSet, TestSetError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| TestSetError::Format(e.to_string()))?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| TestSetError::Format(e.to_string()))?;
     let meta = header.metadata().clone().unwrap_or_default();
@@ -203,7 +237,7 @@ mod tests {
             dataset: "mnist".into(),
             classes: vec!["zero".into(), "one".into(), "two".into()],
             source_sha256: vec![("t10k-images-idx3-ubyte".into(), "ab".repeat(32))],
-            selection: describe_selection(1),
+            selection: describe_selection(1, "test"),
         }
     }
 

@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
+use common::assert_tensors_close;
 use latent_explorer::dataset::{to_intensities, Dataset};
 use latent_explorer::gpu::training::TrainerOptions;
 use latent_explorer::gpu::MatmulKernel;
@@ -31,32 +32,6 @@ fn config(arch: Architecture, batch_size: usize, beta: f32) -> TrainConfig {
 
 fn options(kernel: MatmulKernel) -> TrainerOptions {
     TrainerOptions { matmul: Some(kernel) }
-}
-
-/// ||a - b|| / ||b|| over one tensor, and ||b||.
-fn relative(a: &[f32], b: &[f32]) -> (f64, f64) {
-    let diff: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>().sqrt();
-    let norm: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>().sqrt();
-    (diff / norm.max(1e-30), norm)
-}
-
-/// Every weight and bias tensor of `a` within `tol` (relative L2) of `b`'s.
-fn assert_tensors_close(vae: &Vae, a: &[f32], b: &[f32], tol: f64, what: &str) {
-    let lay = vae.layout();
-    let mut worst = (0.0f64, String::new());
-    for li in 0..lay.layers.len() {
-        let (w, bias) = lay.ranges(li);
-        for (part, r) in [("weight", w), ("bias", bias)] {
-            let (rel, norm) = relative(&a[r.clone()], &b[r]);
-            let name = &lay.layers[li].name;
-            assert!(norm > 0.0, "{what} {name}.{part} is zero: the check would be vacuous");
-            assert!(rel < tol, "{what} {name}.{part}: relative error {rel:.2e} (tolerance {tol:e})");
-            if rel >= worst.0 {
-                worst = (rel, format!("{name}.{part}"));
-            }
-        }
-    }
-    eprintln!("{what}: worst tensor {} at relative error {:.2e} (tolerance {tol:e})", worst.1, worst.0);
 }
 
 /// One GPU step's gradient against `loss_and_grad` on the same batch and noise.

@@ -7,6 +7,7 @@ use crate::model::Vae;
 
 use super::device::{Gpu, WORKGROUP};
 use super::dispatch::Dispatch;
+use super::error::GpuError;
 use super::matmul::{act_code, Matmul, MatmulKernel, Product, Strided};
 
 const DENSE_WGSL: &str = include_str!("../../shaders/dense.wgsl");
@@ -100,9 +101,20 @@ pub(super) struct GpuLayer {
 
 impl GpuLayer {
     pub(super) fn upload(gpu: &Gpu, layer: &PackedLayer) -> Self {
-        let (label, usage) = (layer.name.as_str(), wgpu::BufferUsages::empty());
+        // COPY_DST: [`GpuLayer::write`] replaces the weights of a model being trained.
+        let (label, usage) = (layer.name.as_str(), wgpu::BufferUsages::COPY_DST);
         let (wt, bias) = (gpu.upload(label, &layer.wt, usage), gpu.upload(label, &layer.bias, usage));
         GpuLayer { wt, bias, n_in: layer.n_in, n_out: layer.n_out, act: layer.act }
+    }
+
+    /// Writes new values of the same shape into the layer's buffers.
+    pub(super) fn write(&self, gpu: &Gpu, layer: &PackedLayer) -> Result<(), GpuError> {
+        if (layer.n_in, layer.n_out) != (self.n_in, self.n_out) || layer.act != self.act {
+            return Err(GpuError::Unsupported(format!("{}: a layer of another shape cannot replace this one", layer.name)));
+        }
+        gpu.queue.write_buffer(&self.wt, 0, bytemuck::cast_slice(&layer.wt));
+        gpu.queue.write_buffer(&self.bias, 0, bytemuck::cast_slice(&layer.bias));
+        Ok(())
     }
 
     fn n_out4(&self) -> usize {

@@ -34,14 +34,24 @@ impl Adam {
     }
 
     /// One update of `params` from `grad`; with `threads > 1` split over the current rayon
-    /// pool (elementwise, so the result does not depend on the split). Returns whether every
-    /// parameter is still finite.
+    /// pool (elementwise, so the result does not depend on the split; wasm32 has one thread).
+    /// Returns whether every parameter is still finite.
     pub fn step(&mut self, params: &mut [f32], grad: &[f32], threads: usize) -> bool {
         assert!(grad.len() == params.len() && params.len() == self.m.len());
         let s = self.begin_step();
         if threads <= 1 {
             return s.apply(params, &mut self.m, &mut self.v, grad);
         }
+        self.step_parallel(params, grad, s)
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn step_parallel(&mut self, params: &mut [f32], grad: &[f32], s: AdamStep) -> bool {
+        s.apply(params, &mut self.m, &mut self.v, grad)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn step_parallel(&mut self, params: &mut [f32], grad: &[f32], s: AdamStep) -> bool {
         use rayon::prelude::*;
         let chunk = 16 * 1024;
         params

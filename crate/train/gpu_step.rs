@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use super::backprop::LossSums;
 use super::observer::{Observer, Outcome};
+use super::plan;
 use super::state::TrainState;
 use crate::dataset::Dataset;
 use crate::error::ModelError;
 use crate::gpu::training::{GpuTrainer, Step, StepLoss, Submitted, TrainerOptions, TrainerStart};
 use crate::gpu::GpuError;
-use crate::rng;
 
 /// What the CLI adds to a GPU error: the way out.
 const SUGGESTION: &str = "train on the CPU with --backend cpu";
@@ -92,41 +92,10 @@ impl GpuStepper {
     }
 }
 
-/// The step table of epoch `state.epoch` over `n_train` images, and each step's learning rate:
-/// what the CPU's `Stepper::step` computes for each batch, with Adam's step count continuing from
-/// `state.adam.t` at batch `state.batch`.
+/// The step table of epoch `state.epoch` over `n_train` images, and each step's learning rate
+/// (the epoch's [`plan`](super::plan), from where the run stands).
 pub fn epoch_steps(state: &TrainState, n_train: usize) -> (Vec<Step>, Vec<f32>) {
-    let cfg = &state.config;
-    let batches = cfg.batches_per_epoch(n_train);
-    let total_steps = (cfg.epochs as u64).saturating_mul(batches as u64);
-    let eps_seed = rng::derive_seed(cfg.seed, 0x4000_0000 | state.epoch as u32);
-    let mut steps = Vec::with_capacity(batches);
-    let mut lrs = Vec::with_capacity(batches);
-    for b in 0..batches {
-        let start = b * cfg.batch_size;
-        let rows = (n_train - start).min(cfg.batch_size);
-        // Step b's number t (1-based) counts on from the steps already taken this run.
-        let t = (state.adam.t + 1 + b as u64).saturating_sub(state.batch as u64).max(1);
-        let lr = cfg.schedule.at(cfg.lr, t - 1, total_steps);
-        let a = state.adam.constants(lr, t);
-        let scale = 1.0 / rows as f32;
-        steps.push(Step {
-            batch_start: start as u32,
-            rows: rows as u32,
-            slot: b as u32,
-            eps_seed,
-            scale,
-            kl_scale: cfg.beta * scale,
-            adam_step: a.step,
-            adam_c2_sqrt: a.c2_sqrt,
-            beta1: a.b1,
-            beta2: a.b2,
-            adam_eps: a.eps,
-            pad: 0,
-        });
-        lrs.push(lr);
-    }
-    (steps, lrs)
+    plan::epoch_steps(&state.config, &state.adam, state.epoch, state.batch, n_train)
 }
 
 /// Steps per command buffer: enough to keep the GPU busy between the loss reads (each read

@@ -12,11 +12,11 @@
 
 use super::adam::{Adam, AdamStep};
 use super::backprop::{shard_deltas, LossSums, Workspace};
+use super::plan;
 use super::state::TrainState;
 use crate::dataset::Dataset;
 use crate::error::ModelError;
 use crate::model::ParamLayout;
-use crate::rng;
 
 /// What one step did.
 #[derive(Clone, Copy, Debug)]
@@ -62,14 +62,8 @@ impl Stepper {
         let start = state.batch * cfg.batch_size;
         let idx = &perm[start..(start + cfg.batch_size).min(perm.len())];
         let rows = idx.len();
-        self.batch_x.resize(rows * px, 0.0);
-        for (dst, &i) in self.batch_x.chunks_exact_mut(px).zip(idx) {
-            let src = &data.train_images[i as usize * px..(i as usize + 1) * px];
-            for (d, &s) in dst.iter_mut().zip(src) {
-                *d = s as f32 * (1.0 / 255.0);
-            }
-        }
-        let eps_seed = rng::derive_seed(cfg.seed, 0x4000_0000 | state.epoch as u32);
+        plan::gather(&data.train_images, px, idx, &mut self.batch_x);
+        let eps_seed = plan::noise_seed(cfg.seed, state.epoch);
         let beta = cfg.beta;
         let total_steps = (cfg.epochs as u64).saturating_mul(cfg.batches_per_epoch(data.n_train()) as u64);
         let lr = cfg.schedule.at(cfg.lr, state.adam.t, total_steps);
@@ -180,6 +174,7 @@ fn row_blocks<'a>(lay: &ParamLayout, mut p: &'a mut [f32], mut m: &'a mut [f32],
 mod tests {
     use super::*;
     use crate::architecture::Architecture;
+    use crate::rng;
     use crate::train::backprop::loss_and_grad;
     use crate::train::config::TrainConfig;
     use crate::train::testing::synthetic;

@@ -17,6 +17,7 @@ use super::evaluate::{self, TestFigures};
 use super::gpu_step::GpuStepper;
 use super::observer::{Observer, Outcome};
 use super::pca;
+use super::plan;
 use super::state::{EpochRecord, TrainState};
 use super::step::{StepReport, Stepper};
 use crate::architecture::ModelKind;
@@ -24,7 +25,6 @@ use crate::dataset::Dataset;
 use crate::error::ModelError;
 use crate::fsutil::atomic_write;
 use crate::model::Vae;
-use crate::rng;
 use crate::weights::{self, Embedding, StorageDtype};
 
 /// Final figures, also written into the model's metadata.
@@ -102,7 +102,7 @@ impl<'a> Trainer<'a> {
     /// the number of examples processed. For benchmarks (on the GPU, it waits for the last step).
     pub fn bench_steps(&mut self, n: usize) -> Result<usize, ModelError> {
         let seed = self.state.config.seed;
-        let mut perm = rng::permutation(rng::derive_seed(seed, self.state.epoch as u32), self.n_train());
+        let mut perm = plan::permutation(seed, self.state.epoch, self.n_train());
         let mut examples = 0;
         let mut done = 0;
         let per_epoch = self.batches_per_epoch();
@@ -110,7 +110,7 @@ impl<'a> Trainer<'a> {
             if self.state.batch >= per_epoch {
                 self.state.batch = 0;
                 self.state.epoch += 1;
-                perm = rng::permutation(rng::derive_seed(seed, self.state.epoch as u32), self.n_train());
+                perm = plan::permutation(seed, self.state.epoch, self.n_train());
             }
             if let Some(gpu) = &mut self.gpu {
                 gpu.begin_epoch(&self.state, &perm)?;
@@ -151,7 +151,7 @@ impl<'a> Trainer<'a> {
         let mut fresh_log = self.state.epoch == 0 && self.state.batch == 0;
         while self.state.epoch < self.state.config.epochs {
             let epoch = self.state.epoch;
-            let perm = rng::permutation(rng::derive_seed(self.state.config.seed, epoch as u32), self.n_train());
+            let perm = plan::permutation(self.state.config.seed, epoch, self.n_train());
             let batches = self.batches_per_epoch();
             observer.epoch_start(epoch, batches, self.state.batch);
             let outcome = match &mut self.gpu {

@@ -187,6 +187,41 @@ impl GpuTrainer {
         Ok(())
     }
 
+    /// Rewrites the step table from step `from` on (a changed beta applies from the next step
+    /// not yet submitted; submitted steps keep the values they were queued with, since queue
+    /// writes land between submissions).
+    pub fn update_steps(&mut self, steps: &[Step], from: usize) -> Result<(), GpuError> {
+        self.gpu.check_lost()?;
+        if steps.len() > self.max_steps || from > steps.len() {
+            return Err(GpuError::Unsupported(format!("steps {from}.. of a table of {} (at most {})", steps.len(), self.max_steps)));
+        }
+        if from < steps.len() {
+            let offset = (from * std::mem::size_of::<Step>()) as u64;
+            self.gpu.queue.write_buffer(&self.bufs.steps, offset, bytemuck::cast_slice(&steps[from..]));
+        }
+        Ok(())
+    }
+
+    /// Reads entry `slot` of the step table back from the device: what the GPU uses (or used)
+    /// for that step, e.g. its KL weight `kl_scale / scale`.
+    pub async fn read_step(&self, slot: usize) -> Result<Step, GpuError> {
+        let words = std::mem::size_of::<Step>() / 4;
+        if slot >= self.max_steps {
+            return Err(GpuError::Unsupported(format!("step {slot} of a table of {}", self.max_steps)));
+        }
+        let (all, _) = self.gpu.read_rows(&[(self.bufs.steps.clone(), self.max_steps)], words, words, false).await?;
+        Ok(bytemuck::pod_read_unaligned(bytemuck::cast_slice(&all[slot * words..(slot + 1) * words])))
+    }
+
+    /// Destroys the device, as a driver reset would, to test what happens then.
+    pub fn lose_device_for_testing(&self) {
+        self.gpu.device.destroy();
+        // Natively the loss is reported at the next maintenance, as browsers do once the task
+        // yields.
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = self.gpu.device.poll(wgpu::PollType::Poll);
+    }
+
     /// Makes the step program for batches of `rows` unless it exists.
     fn program(&mut self, rows: usize) {
         if !self.programs.iter().any(|(r, _)| *r == rows) {
@@ -244,8 +279,10 @@ impl GpuTrainer {
             .map_err(|e| GpuError::Readback(e.to_string()))?;
         #[cfg(target_arch = "wasm32")]
         let _ = s.index;
-        rx.await.map_err(|_| GpuError::Readback("the map callback was dropped".into()))?.map_err(|e| GpuError::Readback(e.to_string()))?;
+        let mapped = rx.await.map_err(|_| GpuError::Readback("the map callback was dropped".into()))?;
+        // A lost device fails the map: say so rather than that the map failed.
         self.gpu.check_lost()?;
+        mapped.map_err(|e| GpuError::Readback(e.to_string()))?;
         let view = s.staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
         let sums: &[f32] = bytemuck::cast_slice(&view[..8 * n]);
         let bad: &[u32] = bytemuck::cast_slice(&view[8 * n..12 * n]);

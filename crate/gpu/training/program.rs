@@ -74,7 +74,7 @@ impl Buffers {
             v: gpu.upload("train.adam.v", v, U::COPY_SRC | U::COPY_DST),
             images: gpu.upload("train.images", words, U::empty()),
             perm: gpu.storage("train.perm", n_train, U::COPY_DST),
-            steps: gpu.storage("train.steps", max_steps * std::mem::size_of::<super::kernels::Step>() / 4, U::COPY_DST),
+            steps: gpu.storage("train.steps", max_steps * std::mem::size_of::<super::kernels::Step>() / 4, U::COPY_DST | U::COPY_SRC),
             cursor: gpu.storage("train.cursor", 1, U::COPY_DST | U::COPY_SRC),
             step_loss: gpu.storage("train.step_loss", 2 * max_steps, U::COPY_SRC),
             bad: gpu.storage("train.bad", max_steps, U::COPY_SRC | U::COPY_DST),
