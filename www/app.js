@@ -6,7 +6,8 @@
 // This entry point starts the wasm module, wires the controls and loads the shipped model; the
 // parts live in js/: state (shared), status (what the page says about itself), plane, digit,
 // point (moving it, sampling around it), input (drag, keys, pad, upload), model (loading,
-// WebGPU), models (the menus), compare (the second model), prior and interpolate. Values the
+// WebGPU), models (the menus), compare (the second model), prior, interpolate and train (the
+// Train panel). Values the
 // Rust side also defines are read from the wasm module, not repeated here.
 import init from "./pkg/latent_explorer.js";
 import { $, state } from "./js/state.js";
@@ -20,6 +21,7 @@ import { setupCompare } from "./js/compare.js";
 import { setupPrior } from "./js/prior.js";
 import { setupInterpolation } from "./js/interpolate.js";
 import { setupCorrupt } from "./js/corrupt.js";
+import { setupTrain, trainHooks } from "./js/train.js";
 
 async function main() {
   // The model downloads while the wasm module compiles.
@@ -36,6 +38,7 @@ async function main() {
   const menus = setupModelMenu().then(setupCompare);
   setupPrior();
   setupInterpolation();
+  setupTrain();
   let bytes;
   try {
     bytes = await model;
@@ -54,6 +57,7 @@ async function main() {
     decodeCpu: (z) => state.explorer.decodeCpu(Float32Array.from(z)),
     // Tests: lose the GPU device as a driver reset would.
     loseGpu: (allowRecovery) => state.explorer.loseGpuForTesting(allowRecovery),
+    train: trainHooks,
   };
 }
 

@@ -73,6 +73,11 @@ impl GpuSession {
         self.trainer.adapter_name()
     }
 
+    /// Whether the adapter is a software one, where the CPU trains faster.
+    pub fn is_software(&self) -> bool {
+        self.trainer.is_software()
+    }
+
     /// Writes the current epoch's permutation and step table, from where the run stands.
     fn begin_epoch(&mut self) -> Result<(), ModelError> {
         let s = &self.s;

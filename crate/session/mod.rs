@@ -10,12 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::architecture::ModelKind;
+use crate::architecture::{Architecture, ModelKind};
 use crate::error::ModelError;
 use crate::model::Vae;
 use crate::testset::{TestSet, PIXELS};
 use crate::train::adam::Adam;
-use crate::train::config::TrainConfig;
+use crate::train::config::{LrSchedule, TrainConfig};
 use crate::weights::{self, StorageDtype};
 
 mod cpu;
@@ -26,6 +26,51 @@ pub use gpu::GpuSession;
 
 /// The largest batch a session takes.
 pub const MAX_BATCH: usize = 4096;
+
+/// The hidden layer sizes the Train panel offers, by name: `small` learns a layout in seconds,
+/// `default` is the shipped models' (`train`'s default).
+pub const HIDDEN_PRESETS: [(&str, &[usize]); 2] = [("small", &[128, 64]), ("default", &[512, 256])];
+
+/// What the Train panel (or the `session` CLI) asks for: a 2-D model of 784 inputs.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// `vae` or `ae`.
+    pub kind: String,
+    /// A name of [`HIDDEN_PRESETS`].
+    pub hidden: String,
+    pub lr: f32,
+    pub batch_size: usize,
+    pub beta: f32,
+    pub seed: u32,
+}
+
+impl Settings {
+    /// The run these settings describe (a constant learning rate; `epochs` only names the
+    /// schedule's length, which a constant one ignores), or what is wrong with them.
+    pub fn config(&self) -> Result<TrainConfig, ModelError> {
+        let kind = match self.kind.as_str() {
+            "vae" => ModelKind::Vae,
+            "ae" => ModelKind::Ae,
+            other => return Err(ModelError::Config(format!("the model kind must be vae or ae, not {other:?}"))),
+        };
+        let Some((_, hidden)) = HIDDEN_PRESETS.iter().find(|(name, _)| *name == self.hidden) else {
+            return Err(ModelError::Config(format!("the hidden sizes must be small or default, not {:?}", self.hidden)));
+        };
+        Ok(TrainConfig {
+            arch: Architecture { kind, ..Architecture::mirrored(PIXELS, hidden, 2) },
+            epochs: 1,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            beta: self.beta,
+            seed: self.seed,
+            threads: 1,
+            iw_samples: 1,
+            limit: None,
+            schedule: LrSchedule::Constant,
+        })
+    }
+}
 
 /// One finished step: its loss terms per example and the beta it used.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]

@@ -9,13 +9,15 @@
 //! One file per idea: `browser` (the browser's clock, marks, WebGPU detection, conversions to
 //! JavaScript values), `surface` (the digit canvas's WebGPU surface), `explorer` (the `Explorer`
 //! class), `inputs` (preprocessing exports and the constants the page shares with Rust), `teach`
-//! (what the teaching panels need: corruption, the ELBO, principal axes, the test subset).
+//! (what the teaching panels need: corruption, the ELBO, principal axes, the test subset),
+//! `training` (the Train panel's runs, on the CPU in its worker or on WebGPU).
 
 mod browser;
 mod explorer;
 mod inputs;
 mod surface;
 mod teach;
+mod training;
 
 pub use browser::DIGIT_MARK;
 pub use explorer::Explorer;

@@ -152,6 +152,11 @@ impl GpuTrainer {
         device::adapter_name(&self.info)
     }
 
+    /// Whether the adapter is a software one (lavapipe, SwiftShader): the CPU runs faster there.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// The product kernel in use.
     pub fn matmul_kernel(&self) -> MatmulKernel {
         self.matmul.kernel
