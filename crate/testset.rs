@@ -37,6 +37,8 @@ pub struct TestSet {
 pub enum TestSetError {
     #[error("not a valid safetensors file: {0}")]
     Format(String),
+    #[error("{0}")]
+    Gzip(String),
     #[error("missing tensor `{0}`")]
     MissingTensor(&'static str),
     #[error("unexpected tensor `{0}` (a test subset holds only `images` and `labels`)")]
@@ -161,9 +163,9 @@ fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, TestSetError> {
     flate2::read::GzDecoder::new(bytes)
         .take(MAX_BYTES + 1)
         .read_to_end(&mut out)
-        .map_err(|e| TestSetError::Format(format!("corrupt gzip stream: {e}")))?;
+        .map_err(|e| TestSetError::Gzip(format!("corrupt gzip stream: {e}")))?;
     if out.len() as u64 > MAX_BYTES {
-        return Err(TestSetError::Format(format!("decompresses to more than {} MiB", MAX_BYTES >> 20)));
+        return Err(TestSetError::Gzip(format!("the gzip stream decompresses to more than {} MiB", MAX_BYTES >> 20)));
     }
     Ok(out)
 }

@@ -41,6 +41,13 @@ export LATENT8_MODEL="$PWD/target/browser-test/latent8.safetensors"
 cargo run --release --locked --bin train -- --limit 2048 --epochs 1 --hidden 32 --latent 8 \
   --seed 7 --out "$LATENT8_MODEL"
 
+echo "== a small training subset and the native session, for the Train panel's tests"
+export TRAIN_SUBSET="$PWD/target/browser-test/train-small.safetensors.gz"
+cargo run --release --locked --bin testset -- --data "${MNIST_DIR:-data/mnist}" --split train --per-class 50 --out "$TRAIN_SUBSET"
+cargo build --release --locked --bin session --bin manifold
+export RELEASE_BIN="$PWD/target/release"
+
 echo "== the page in a real browser (Chromium, with and without WebGPU)"
 bash www/build.sh
-node --test --test-concurrency=1 tests/browser/explorer.test.mjs tests/browser/teach.test.mjs tests/browser/panels.test.mjs
+node --test --test-concurrency=1 tests/browser/explorer.test.mjs tests/browser/teach.test.mjs tests/browser/panels.test.mjs \
+  tests/browser/train.test.mjs

@@ -34,11 +34,12 @@ export function drawCurves(canvas, history) {
   const range = (ys) => { const lo = Math.min(...ys), hi = Math.max(...ys); return [lo, hi > lo ? hi : lo + 1]; };
   const left = range(series[0].ys.concat(series[1].ys)), right = range(series[2].ys);
   const y = ([lo, hi], v) => H - pad - ((v - lo) / (hi - lo)) * (H - 2 * pad);
+  const x = (c) => pad + (c * (W - 2 * pad)) / Math.max(1, cols - 1);
   series.forEach((s, i) => {
     const r = i === 2 ? right : left;
     ctx.strokeStyle = s.color;
     ctx.beginPath();
-    s.ys.forEach((v, c) => { const x = pad + c; c ? ctx.lineTo(x, y(r, v)) : ctx.moveTo(x, y(r, v)); });
+    s.ys.forEach((v, c) => (c ? ctx.lineTo(x(c), y(r, v)) : ctx.moveTo(x(c), y(r, v))));
     ctx.stroke();
     ctx.fillStyle = s.color;
     ctx.fillText(`${s.name} ${s.ys[cols - 1].toFixed(1)}`, pad + 120 * i, 12);

@@ -70,13 +70,15 @@ async function dataFor(name) {
 
 class GpuRun {
   constructor(t, test) { this.t = t; this.test = test; this.running = false; this.loop = null; this.where = `WebGPU (${t.adapter()})`; }
-  start() { if (!this.running) { this.running = true; this.loop = this.go(); } }
+  // `running` stays true until the last queued step has been read back; `want` asks the loop
+  // to stop queueing.
+  start() { if (!this.running) { this.running = this.want = true; this.loop = this.go(); } }
   async go() {
     // Steps per submission: sized from the measured time per step, so that each is about
     // GROUP_MS of GPU work; the view takes at most a third of the time.
     let group = 1, lastView = performance.now();
     try {
-      while (this.running && T.steps + this.queued() < T.stopAt) {
+      while (this.want && T.steps + this.queued() < T.stopAt) {
         const n = Math.max(1, Math.min(group, T.stopAt - T.steps - this.queued()));
         const t0 = performance.now();
         const done = await this.t.advance(n);
@@ -106,13 +108,13 @@ class GpuRun {
     T.viewMs = performance.now() - t0;
     onView({ mu, digit, prior });
   }
-  async pause() { this.running = false; await this.loop; }
+  async pause() { this.want = false; await this.loop; }
   async setBeta(b) { await this.t.setBeta(b); }
   async klWeight() { return this.t.deviceBeta(); }
   async params() { return (await this.t.snapshot()).params; }
   async model() { return this.t.modelBytes(); }
   async pointMoved() { if (!this.running) await this.view(); }
-  dispose() { this.running = false; this.t.free?.(); }
+  dispose() { this.want = false; this.t.free?.(); }
 }
 
 class CpuRun {
@@ -137,7 +139,8 @@ class CpuRun {
     return new Promise((resolve, reject) => { this.replies.set(id, { resolve, reject }); this.w.postMessage({ type, id, ...payload }); });
   }
   start() { this.running = true; this.ask("run", { until: T.stopAt }); }
-  async pause() { this.running = false; await this.ask("pause"); onPaused(); }
+  // The worker's last results and view arrive before its reply: the count is final then.
+  async pause() { await this.ask("pause"); this.running = false; onPaused(); }
   async setBeta(b) { await this.ask("beta", { beta: b }); }
   async klWeight() { return (await this.ask("position")).beta; }
   async params() { return this.ask("params"); }
@@ -272,12 +275,16 @@ async function newRun() {
   drawCurves($("train-curves"), T.history);
 }
 
-/** Runs `f` with the controls locked; its error is shown in the panel. */
+/** Runs `f` with the controls locked; its error is shown in the panel. A call made meanwhile
+ * (a setting changed while a run is being set up) runs after it, the latest one only. */
 async function locked(f) {
-  if (T.busy) return;
+  if (T.busy) { T.then = f; return; }
   T.busy = f;
   buttons();
   try { await f(); } catch (e) { say(e.message ?? String(e)); T.failed = !T.run; } finally { T.busy = null; buttons(); }
+  const next = T.then;
+  T.then = null;
+  if (next) await locked(next);
 }
 
 async function start() {
