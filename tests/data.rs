@@ -208,33 +208,38 @@ fn a_download_with_the_wrong_content_is_refused_and_leaves_nothing() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The shipped test subsets are the first 200 test images of each class, in test-set order,
-/// byte for byte: chosen again here by counting labels, independently of `testset`.
+/// The shipped subsets are the first N images of each class, in the set's order, byte for byte:
+/// chosen again here by counting labels, independently of `testset`. The test subsets take 200
+/// test images per class; the Train panel's training subsets (gzip) 1,000 training images.
 #[test]
-fn the_shipped_test_subsets_are_the_first_200_of_each_class() {
+fn the_shipped_subsets_are_the_first_images_of_each_class() {
     let fashion = std::path::Path::new("/usr/share/datasets/fashion-mnist");
     let fashion_data = fashion.join("t10k-images-idx3-ubyte.gz").exists().then(|| dataset::load_dir(fashion).unwrap());
-    let mut sets = vec![("testset-mnist.safetensors", common::mnist())];
+    let mut sets =
+        vec![("models/testset-mnist.safetensors", common::mnist(), false), ("data/train-mnist.safetensors.gz", common::mnist(), true)];
     if let Some(f) = &fashion_data {
-        sets.push(("testset-fashion-mnist.safetensors", f));
+        sets.push(("models/testset-fashion-mnist.safetensors", f, false));
+        sets.push(("data/train-fashion-mnist.safetensors.gz", f, true));
     }
-    for (file, d) in sets {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models").join(file);
+    for (file, d, train) in sets {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www").join(file);
         let set = latent_explorer::testset::from_bytes(&fs::read(&path).unwrap()).unwrap();
+        let (all_images, all_labels, per_class, files) =
+            if train { (&d.train_images, &d.train_labels, 1000, 0..2) } else { (&d.test_images, &d.test_labels, 200, 2..4) };
         let (mut images, mut labels, mut seen) = (Vec::new(), Vec::new(), [0usize; 10]);
-        for (i, &l) in d.test_labels.iter().enumerate() {
-            if seen[l as usize] < 200 {
+        for (i, &l) in all_labels.iter().enumerate() {
+            if seen[l as usize] < per_class {
                 seen[l as usize] += 1;
-                images.extend_from_slice(&d.test_images[i * 784..(i + 1) * 784]);
+                images.extend_from_slice(&all_images[i * 784..(i + 1) * 784]);
                 labels.push(l);
             }
         }
-        assert_eq!(labels.len(), 2000, "{file}");
+        assert_eq!(labels.len(), 10 * per_class, "{file}");
         assert_eq!(set.labels, labels, "{file}: labels");
-        assert!(set.images == images, "{file}: the images differ from the chosen test images");
+        assert!(set.images == images, "{file}: the images differ from the chosen images");
         assert_eq!(set.dataset, d.name, "{file}");
         assert_eq!(serde_json::json!(set.classes), d.metadata_json()["classes"], "{file}");
-        let source: Vec<(String, String)> = (2..4).map(|f| (FILES[f].to_string(), d.files_sha256[f].clone())).collect();
+        let source: Vec<(String, String)> = files.map(|f| (FILES[f].to_string(), d.files_sha256[f].clone())).collect();
         assert_eq!(set.source_sha256, source, "{file}");
     }
 }

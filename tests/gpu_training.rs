@@ -13,7 +13,7 @@ use latent_explorer::gpu::MatmulKernel;
 use latent_explorer::train::backprop::{loss_and_grad, Workspace};
 use latent_explorer::train::gpu_step::GpuStepper;
 use latent_explorer::train::{checkpoint, EpochRecord, LrSchedule, Observer, Outcome, Quiet, TrainConfig, TrainState, Trainer};
-use latent_explorer::{rng, Architecture, ModelError, ModelKind, ReconstructionLoss, Vae};
+use latent_explorer::{rng, Architecture, ModelError, ModelKind, ReconstructionLoss};
 
 fn config(arch: Architecture, batch_size: usize, beta: f32) -> TrainConfig {
     TrainConfig {

@@ -59,7 +59,8 @@ fn run(args: Args) -> Result<(), String> {
     check_writable(&args.out).map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
     let bytes = std::fs::read(&args.data).map_err(|e| format!("{}: {e}", args.data.display()))?;
     let data = testset::from_bytes(&bytes).map_err(|e| format!("{}: {e}", args.data.display()))?;
-    let settings = Settings { kind: args.kind, hidden: args.hidden, lr: args.lr, batch_size: args.batch_size, beta: args.beta, seed: args.seed };
+    let settings =
+        Settings { kind: args.kind, hidden: args.hidden, lr: args.lr, batch_size: args.batch_size, beta: args.beta, seed: args.seed };
     let start = Snapshot::start(settings.config().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     let (snapshot, last) = if args.backend == "gpu" {
         pollster::block_on(async {

@@ -65,7 +65,7 @@ fn run(args: Args) -> Result<(), String> {
         dataset: data.name.clone(),
         classes: names,
         source_sha256: files.map(|f| (FILES[f].to_string(), data.files_sha256[f].clone())).collect(),
-        selection: testset::describe_selection(args.per_class, &args.split),
+        selection: testset::describe_selection(args.per_class, if args.split == "train" { "training" } else { "test" }),
     };
     let mut bytes = testset::to_bytes(&set).map_err(|e| e.to_string())?;
     if args.out.extension().is_some_and(|e| e == "gz") {

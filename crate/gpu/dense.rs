@@ -2,7 +2,7 @@
 //! chains of: packing a layer's weights the way the kernel reads them (a pure function, tested
 //! on the CPU), uploading them, and recording a chain of layers into a compute pass.
 
-use crate::architecture::Activation;
+use crate::architecture::{Activation, Architecture};
 use crate::model::Vae;
 
 use super::device::{Gpu, WORKGROUP};
@@ -88,6 +88,15 @@ pub(super) fn pack_vae(vae: &Vae) -> (Vec<PackedLayer>, Vec<PackedLayer>) {
     }
     encoder.push(pack("encoder.heads", &heads, mu_spec.n_in, Activation::Identity));
     (encoder, lay.decoder.iter().map(plain).collect())
+}
+
+/// Writes `vae`'s weights into the uploaded layers of a model of architecture `arch`.
+pub(super) fn write_vae(gpu: &Gpu, arch: &Architecture, encoder: &[GpuLayer], decoder: &[GpuLayer], vae: &Vae) -> Result<(), GpuError> {
+    if vae.arch() != arch {
+        return Err(GpuError::Unsupported("the new weights are of another architecture than the engine's model".into()));
+    }
+    let (enc, dec) = pack_vae(vae);
+    encoder.iter().zip(&enc).chain(decoder.iter().zip(&dec)).try_for_each(|(layer, packed)| layer.write(gpu, packed))
 }
 
 /// A packed layer uploaded to the device.

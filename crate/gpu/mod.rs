@@ -154,17 +154,10 @@ impl GpuEngine {
         &self.gpu
     }
 
-    /// Replaces the model's weights with `vae`'s, which must have the engine's architecture (the
-    /// page's training session shows its model as it learns). Later operations use them.
+    /// Replaces the model's weights with `vae`'s, of the engine's architecture (the page's
+    /// training session shows its model as it learns). Later operations use them.
     pub fn set_weights(&self, vae: &Vae) -> Result<(), GpuError> {
-        if vae.arch() != &self.arch {
-            return Err(GpuError::Unsupported("the new weights are of another architecture than the engine's model".into()));
-        }
-        let (encoder, decoder) = dense::pack_vae(vae);
-        for (gpu_layer, packed) in self.encoder.iter().zip(&encoder).chain(self.decoder.iter().zip(&decoder)) {
-            gpu_layer.write(&self.gpu, packed)?;
-        }
-        Ok(())
+        dense::write_vae(&self.gpu, &self.arch, &self.encoder, &self.decoder, vae)
     }
 
     /// Whether GPU time can be measured ([`GpuEngine::decode_timed`]).

@@ -1,5 +1,5 @@
 //! A training run held in memory and stepped by its caller: the page's Train panel. The same
-//! steps as `train` (the epoch's [`plan`], `backprop` and Adam on the CPU; the GPU trainer's
+//! steps as `train` (the epoch's [`plan`](crate::train::plan), `backprop` and Adam on the CPU; the GPU trainer's
 //! step table on the GPU), with a constant learning rate, no files and no end: the caller steps
 //! it, reads its weights, and may change beta between steps.
 //!

@@ -93,7 +93,7 @@ impl GpuStepper {
 }
 
 /// The step table of epoch `state.epoch` over `n_train` images, and each step's learning rate
-/// (the epoch's [`plan`](super::plan), from where the run stands).
+/// (the epoch's [`plan`], from where the run stands).
 pub fn epoch_steps(state: &TrainState, n_train: usize) -> (Vec<Step>, Vec<f32>) {
     plan::epoch_steps(&state.config, &state.adam, state.epoch, state.batch, n_train)
 }

@@ -56,7 +56,10 @@ fn position(s: &Snapshot) -> Position {
 /// The names of the hidden-size presets, smallest first.
 #[wasm_bindgen(js_name = hiddenPresets)]
 pub fn hidden_presets() -> Vec<String> {
-    HIDDEN_PRESETS.iter().map(|(name, sizes)| format!("{name}:{}", sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(","))).collect()
+    HIDDEN_PRESETS
+        .iter()
+        .map(|(name, sizes)| format!("{name}:{}", sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",")))
+        .collect()
 }
 
 /// A run on the CPU, stepped by the Train panel's worker.
@@ -200,7 +203,10 @@ impl GpuTraining {
 
     /// Decodes latent points with the synced weights, on the GPU.
     pub fn decode(&self, z: Vec<f32>) -> Promise {
-        with_session(self, move |s, _| async move { Ok(Float32Array::from(&s.lock().await.decode(&z).await.map_err(session_err)?[..]).into()) })
+        with_session(
+            self,
+            move |s, _| async move { Ok(Float32Array::from(&s.lock().await.decode(&z).await.map_err(session_err)?[..]).into()) },
+        )
     }
 
     #[wasm_bindgen(js_name = setBeta)]

@@ -23,7 +23,10 @@ const BATCH = "32";
 /** Opens the page with the training data routed to the small subset (or `data` bytes). */
 async function openTrain(backend, data = readFileSync(SUBSET)) {
   const p = await openPage(site, { webgpu: backend === "webgpu" });
-  await p.page.route("**/data/train-mnist.safetensors.gz", (route) => route.fulfill({ body: data, contentType: "application/octet-stream" }));
+  let fetched = 0;
+  await p.page.route("**/data/train-mnist.safetensors.gz", (route) => { fetched++; route.fulfill({ body: data, contentType: "application/octet-stream" }); });
+  await p.page.waitForTimeout(300);
+  assert.equal(fetched, 0, "no training data is fetched before the panel is opened");
   await p.page.click('[data-testid="train-panel"]');
   await idle(p.page);
   await p.page.selectOption('[data-testid="train-backend"]', backend);
@@ -127,7 +130,13 @@ async function trainAndCheck(backend) {
     // Beta: the engine's KL weight follows the slider.
     assert.ok(Math.abs(await page.evaluate(() => window.explorer.train.klWeight()) - 1) < 1e-5);
     await page.locator('[data-testid="train-beta"]').fill("3.5");
-    await page.waitForFunction(async () => Math.abs(await window.explorer.train.klWeight() - 3.5) < 1e-5, null, { timeout: 30000 });
+    // (waitForFunction would take the predicate's Promise as truthy: poll from here instead.)
+    let kl = null;
+    for (let i = 0; i < 100 && !(Math.abs(kl - 3.5) < 1e-5); i++) {
+      kl = await page.evaluate(() => window.explorer.train.klWeight());
+      if (!(Math.abs(kl - 3.5) < 1e-5)) await page.waitForTimeout(100);
+    }
+    assert.ok(Math.abs(kl - 3.5) < 1e-5, `the engine's KL weight is ${kl} after moving beta to 3.5`);
 
     // Reset: the initial weights of the seed again.
     await page.click('[data-testid="train-reset"]');
@@ -136,6 +145,17 @@ async function trainAndCheck(backend) {
     assert.equal(again.length, initial.length);
     assert.ok(again.every((v, i) => Object.is(v, initial[i])), "reset restores the initial weights");
     assert.equal((await progress(page)).steps, 0);
+
+    // "use in the explorer": the explorer switches to the model trained here.
+    if (backend === "cpu") {
+      await page.evaluate((n) => window.explorer.train.stopAt(n), 20);
+      await page.click('[data-testid="train-start"]');
+      await page.waitForFunction(() => window.explorer.train.state.steps === 20 && !window.explorer.train.state.run.running, null, { timeout: 60000 });
+      await page.click('[data-testid="train-use"]');
+      await page.waitForFunction(() => /latent-explorer page/.test(window.explorer.state.explorer.metadata().trainer ?? ""), null, { timeout: 60000 });
+      const shown = await page.evaluate(() => ({ n: window.explorer.state.embedding.labels.length, inPage: window.explorer.state.embedding.inPage }));
+      assert.deepEqual(shown, { n: 2000, inPage: true }, "the explorer's plane shows the test subset encoded with the new model");
+    }
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
@@ -162,8 +182,10 @@ test("a corrupt training data file gives a clear message and nothing starts", as
 test("a GPU device lost mid-training pauses and continues on the CPU from the last weights", async () => {
   const { browser, page } = await openTrain("webgpu");
   try {
+    // Lost after a view drawn during training (each view reads the weights back first).
+    const views = await page.evaluate(() => window.explorer.train.state.views);
     await page.click('[data-testid="train-start"]');
-    await page.waitForFunction(() => window.explorer.train.state.views > 2 && window.explorer.train.state.steps > 3, null, { timeout: 120000 });
+    await page.waitForFunction((v) => window.explorer.train.state.views > v + 1 && window.explorer.train.state.steps > 3, views, { timeout: 120000 });
     await page.evaluate(() => window.explorer.train.loseDevice());
     await page.locator('[data-testid="train-continue-cpu"]').waitFor({ state: "visible", timeout: 60000 });
     assert.match(await page.textContent('[data-testid="train-note"]'), /GPU device was lost, so training paused/);

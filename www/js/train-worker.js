@@ -7,7 +7,7 @@
 import init, { CpuTraining } from "../pkg/latent_explorer.js";
 
 const SLICE_MS = 40;
-const VIEW_MS = 200;
+const VIEW_MS = 120;
 
 let session = null, running = false, looping = false;
 let test = null, z = [0, 0], priorZ = null, stopAt = Infinity;

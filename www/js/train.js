@@ -12,7 +12,7 @@ import { paintDigit } from "./digit.js";
 import { drawCurves } from "./curves.js";
 import { loadModel } from "./model.js";
 
-const VIEW_MS = 200;     // the view is refreshed at least 5 times a second while training runs
+const VIEW_MS = 120;     // the view is refreshed more than 5 times a second while training runs
 const GROUP_MS = 60;     // GPU steps per submission are sized to about this much GPU time
 const PRIOR_SAMPLES = 16;
 const DATA = (name) => `data/train-${name}.safetensors.gz`;
@@ -334,7 +334,10 @@ export function setupTrain() {
   $("train-pause").addEventListener("click", () => locked(() => T.run.pause()));
   $("train-reset").addEventListener("click", () => locked(async () => { await T.run?.pause(); await newRun(); }));
   $("train-save").addEventListener("click", () => locked(save));
-  $("train-use").addEventListener("click", () => locked(async () => { await save(); await loadModel(T.model, "The model trained here"); }));
+  $("train-use").addEventListener("click", () => locked(async () => {
+    T.model = await T.run.model();
+    if (await loadModel(T.model, "The model trained here")) say(`The explorer now shows the model trained here (step ${T.steps}).`);
+  }));
   $("train-continue-cpu").addEventListener("click", () => locked(continueOnCpu));
   for (const id of ["train-data", "train-kind", "train-hidden", "train-lr", "train-batch", "train-seed", "train-backend"]) {
     $(id).addEventListener("change", () => { if (T.opened) locked(async () => { await T.run?.pause(); await newRun(); }); });
