@@ -156,6 +156,17 @@ async function trainAndCheck(backend) {
       const shown = await page.evaluate(() => ({ n: window.explorer.state.embedding.labels.length, inPage: window.explorer.state.embedding.inPage }));
       assert.deepEqual(shown, { n: 2000, inPage: true }, "the explorer's plane shows the test subset encoded with the new model");
     }
+
+    // Fashion-MNIST: its own training data (the shipped subset), its classes in the legend.
+    if (backend === "cpu") {
+      await page.selectOption('[data-testid="train-data"]', "fashion-mnist");
+      await idle(page);
+      assert.match(await page.textContent("#train-legend"), /T-shirt\/top.*Ankle boot/);
+      await page.evaluate(() => window.explorer.train.stopAt(5));
+      await page.click('[data-testid="train-start"]');
+      await page.waitForFunction(() => window.explorer.train.state.steps === 5 && !window.explorer.train.state.run.running, null, { timeout: 60000 });
+      assert.match(await page.textContent('[data-testid="train-progress"]'), /epoch 0\.02/, "5 steps of 32 are 0.016 of the 10,000-image epoch");
+    }
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

@@ -21,6 +21,7 @@ const TESTSET = (name) => `models/testset-${name}.safetensors`;
 const T = {
   run: null, opened: false, busy: null,
   data: new Map(), tests: new Map(), // bytes and test subsets by data set name, fetched once
+  counts: new Map(),                 // training images per data set
   history: [], steps: 0, rate: [], views: 0, mu: null, z: [0, 0], range: 4,
   stopAt: Infinity, model: null, initial: null,
   prior: priorDraws(PRIOR_SAMPLES),
@@ -55,6 +56,7 @@ async function dataFor(name) {
     const bytes = await fetchBytes(DATA(name), "The training data");
     let set;
     try { set = Testset.parse(bytes); } catch (e) { throw new Error(`The training data file ${DATA(name)} cannot be used: ${e.message ?? e}`); }
+    T.counts.set(name, set.count());
     set.free?.();
     T.data.set(name, bytes);
   }
@@ -246,7 +248,7 @@ async function newRun() {
   $("train-progress").dataset.loss = "";
   say(`Loading the ${$("train-data").selectedOptions[0].text} training images…`);
   const { bytes, test } = await dataFor(T.dataset);
-  T.dataCount = 10000;
+  T.dataCount = T.counts.get(T.dataset);
   showLegend($("train-legend"), test.classes);
   const s = settings();
   const want = $("train-backend").value;
