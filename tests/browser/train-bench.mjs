@@ -6,7 +6,7 @@
 // - time from pressing start to a recognisable layout: the first view whose embedding of the
 //   2,000-image test subset has a 10-nearest-neighbour accuracy (leave one out, computed here in
 //   node from the embedding the page drew) of at least 80%, and of 60% and 70% on the way (the
-//   shipped VAE, trained on all 60,000 images for 30 epochs, scores 80.3% on these images);
+//   shipped VAE, trained on all 60,000 images for 100 epochs, scores 80.3% on these images);
 // - frame times while training: requestAnimationFrame intervals in the page (p50, p95), and the
 //   intervals between frames Chrome's own trace says were presented.
 // Run: `npm run bench:train [-- CPU|WebGPU]` (builds first). BENCH_SECONDS sets each run's length
