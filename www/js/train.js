@@ -23,7 +23,7 @@ const T = {
   data: new Map(), tests: new Map(), // bytes and test subsets by data set name, fetched once
   counts: new Map(),                 // training images per data set
   history: [], steps: 0, rate: [], views: 0, mu: null, z: [0, 0], range: 4,
-  stopAt: Infinity, model: null, initial: null,
+  stopAt: Infinity, model: null,
   prior: priorDraws(PRIOR_SAMPLES),
 };
 
@@ -224,7 +224,6 @@ function onFailure(e, run) {
 function onPaused() {
   buttons();
   showProgress();
-  if (T.pausedResolve) { T.pausedResolve(); T.pausedResolve = null; }
 }
 
 function buttons() {
@@ -273,7 +272,6 @@ async function newRun() {
   say(note || `Ready: press start. Training runs on ${T.run.where}.`);
   await T.run.pointMoved?.();
   if (T.run instanceof GpuRun) await T.run.view();
-  T.initial = await T.run.params();
   drawCurves($("train-curves"), T.history);
 }
 
@@ -370,5 +368,4 @@ export const trainHooks = {
   loseDevice: () => T.run.t.loseDeviceForTesting(),
   /** Stop after step `n` (the run pauses there). */
   stopAt: (n) => { T.stopAt = n; },
-  whenPaused: () => (T.run?.running ? new Promise((r) => { T.pausedResolve = r; }) : Promise.resolve()),
 };
