@@ -32,6 +32,10 @@ pub enum ModelError {
     Io(String),
     #[error("GPU: {0}")]
     Gpu(String),
+    #[error("this run diverged ({0}); reset it to train again")]
+    RunDiverged(String),
+    #[error("beta must be a number at least 0, not {0}")]
+    Beta(f32),
     #[error("training diverged at epoch {epoch}, step {step}: {what}. Nothing was written: the last checkpoint and the previous model file are untouched. Try a lower learning rate (--lr {suggested_lr:.0e} instead of {lr:e})")]
     Diverged { epoch: usize, step: usize, what: String, lr: f32, suggested_lr: f32 },
 }

@@ -30,6 +30,7 @@ pub mod corrupt;
 pub mod coverage;
 pub mod elbo;
 pub mod error;
+pub mod error_code;
 pub mod gemm;
 pub mod gpu;
 pub mod idx;

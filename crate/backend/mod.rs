@@ -25,6 +25,15 @@ mod race;
 pub use race::system_clock;
 pub use race::{median, Clock, Preference, Race, RACE_SAMPLES, RACE_WARMUP};
 
+/// Where a backend runs its work ([`Backend::summary`]).
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The GPU adapter's name; `None` on the CPU.
+    pub gpu: Option<String>,
+    /// The timings of the race that chose it, when one did.
+    pub race: Option<Race>,
+}
+
 /// How many lost devices are replaced before the CPU takes over for good.
 pub const MAX_RECOVERIES: u32 = 3;
 /// The model and where it runs. See the module documentation.
@@ -180,18 +189,26 @@ impl Backend {
         self.recoveries.get()
     }
 
+    /// Where the work runs: the GPU's adapter name, or none for the CPU, with the race's timings
+    /// when they decided it (the page words this in the reader's language).
+    pub fn summary(&self) -> Summary {
+        let cpu_won = matches!(self.note(), Some((FallbackCause::CpuFaster, _)));
+        let gpu = self.gpu().map(|g| g.adapter_name());
+        let race = self.race.get().filter(|_| gpu.is_some() || cpu_won);
+        Summary { gpu, race }
+    }
+
     /// "GPU: adapter (backend)" or "CPU", with the race's timings when they decided it.
     pub fn describe(&self) -> String {
-        let race = self.race.get();
-        match (self.gpu(), race) {
-            (Some(g), Some(r)) => {
-                format!("GPU: {}, faster here than the CPU ({:.1} ms a digit, the CPU {:.1} ms)", g.adapter_name(), r.gpu_ms, r.cpu_ms)
+        match self.summary() {
+            Summary { gpu: Some(g), race: Some(r) } => {
+                format!("GPU: {g}, faster here than the CPU ({:.1} ms a digit, the CPU {:.1} ms)", r.gpu_ms, r.cpu_ms)
             }
-            (Some(g), None) => format!("GPU: {}", g.adapter_name()),
-            (None, Some(r)) if matches!(self.note(), Some((FallbackCause::CpuFaster, _))) => {
+            Summary { gpu: Some(g), race: None } => format!("GPU: {g}"),
+            Summary { gpu: None, race: Some(r) } => {
                 format!("CPU, faster here than the GPU ({:.1} ms a digit, the GPU {:.1} ms)", r.cpu_ms, r.gpu_ms)
             }
-            (None, _) => "CPU".into(),
+            Summary { gpu: None, race: None } => "CPU".into(),
         }
     }
 

@@ -36,7 +36,7 @@ impl CpuSession {
     /// One optimisation step on the next batch.
     pub fn step(&mut self) -> Result<StepResult, ModelError> {
         if let Some(why) = &self.diverged {
-            return Err(ModelError::Config(format!("this run diverged ({why}); reset it to train again")));
+            return Err(ModelError::RunDiverged(why.clone()));
         }
         let Snapshot { config: cfg, vae, adam, epoch, batch } = &mut self.s;
         let n = self.data.len();
@@ -74,7 +74,7 @@ impl CpuSession {
     /// The weight on the KL term from the next step on.
     pub fn set_beta(&mut self, beta: f32) -> Result<(), ModelError> {
         if !(beta.is_finite() && beta >= 0.0) {
-            return Err(ModelError::Config(format!("beta must be a number at least 0, not {beta}")));
+            return Err(ModelError::Beta(beta));
         }
         self.s.config.beta = beta;
         Ok(())

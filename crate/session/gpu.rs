@@ -100,7 +100,7 @@ impl GpuSession {
     /// the previous call queued: their results, in order (none on the first call).
     pub async fn advance(&mut self, n: usize) -> Result<Vec<StepResult>, ModelError> {
         if let Some(why) = &self.diverged {
-            return Err(ModelError::Config(format!("this run diverged ({why}); reset it to train again")));
+            return Err(ModelError::RunDiverged(why.clone()));
         }
         let mut queued = Vec::new();
         let mut left = n;
@@ -180,7 +180,7 @@ impl GpuSession {
     /// The weight on the KL term from the next step not yet queued on.
     pub fn set_beta(&mut self, beta: f32) -> Result<(), ModelError> {
         if !(beta.is_finite() && beta >= 0.0) {
-            return Err(ModelError::Config(format!("beta must be a number at least 0, not {beta}")));
+            return Err(ModelError::Beta(beta));
         }
         self.s.config.beta = beta;
         self.roll_epoch()?;

@@ -2,6 +2,8 @@
 //! conversions of Rust values and errors to JavaScript ones.
 
 use serde::Serialize;
+
+use crate::error_code::ErrorCode;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -36,6 +38,19 @@ pub(super) fn browser_has_webgpu() -> bool {
 
 pub(super) fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
+}
+
+/// A JavaScript `Error` with `e`'s English message, and its `code` and `params` (an object of
+/// strings; [`crate::error_code`]) for the page to word it in the reader's language.
+pub(super) fn coded_err(e: &impl ErrorCode) -> JsValue {
+    let error: JsValue = JsError::new(&e.to_string()).into();
+    let params = js_sys::Object::new();
+    for (name, value) in e.params() {
+        let _ = js_sys::Reflect::set(&params, &name.into(), &value.into());
+    }
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &e.code().into());
+    let _ = js_sys::Reflect::set(&error, &"params".into(), &params);
+    error
 }
 
 pub(super) fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {

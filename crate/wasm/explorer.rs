@@ -12,7 +12,7 @@ use crate::backend::{Backend, Preference};
 use crate::gpu::{FallbackCause, GpuEngine, GpuError};
 use crate::weights::{self, Embedding};
 
-use super::browser::{browser_has_webgpu, js_err, performance_now, to_js};
+use super::browser::{browser_has_webgpu, coded_err, js_err, performance_now, to_js};
 use super::surface::DigitSurface;
 
 pub(super) struct Inner {
@@ -78,6 +78,14 @@ struct DecodeTimes {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BackendInfo {
+    gpu: Option<String>,
+    gpu_ms: Option<f64>,
+    cpu_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
 struct Samples {
     z: Vec<f32>,
     pixels: Vec<f32>,
@@ -89,10 +97,11 @@ impl Explorer {
     /// the work to WebGPU when it is ready. `backend` is the page's `?backend=`: "cpu" means the
     /// GPU will not be used, "webgpu" that it is used whenever there is one, anything else that
     /// it is used if it decodes a digit faster than the CPU.
-    /// Resolves to an `Explorer`; rejects with a message naming what is wrong with the file.
+    /// Resolves to an `Explorer`; rejects with an error naming what is wrong with the file, with its
+    /// code and parameters for the page to word ([`crate::error_code`]).
     pub fn load(bytes: Vec<u8>, backend: String) -> Promise {
         future_to_promise(async move {
-            let file = weights::from_bytes(&bytes).map_err(|e| js_err(format!("This model file cannot be used: {e}")))?;
+            let file = weights::from_bytes(&bytes).map_err(|e| coded_err(&e))?;
             let preference = Preference::from_name(&backend);
             let inner = Inner {
                 backend: Backend::new(file.vae, preference, Rc::new(performance_now)),
@@ -127,6 +136,14 @@ impl Explorer {
             }
             Ok(JsValue::from_bool(inner.backend.start_gpu().await))
         })
+    }
+
+    /// Where the work runs, for the page to word: `{gpu, gpuMs, cpuMs}`, `gpu` the adapter's
+    /// name or null for the CPU, the timings those of the race that chose it, or null.
+    #[wasm_bindgen(js_name = backendInfo)]
+    pub fn backend_info(&self) -> Result<JsValue, JsValue> {
+        let s = self.inner.backend.summary();
+        to_js(&BackendInfo { gpu: s.gpu, gpu_ms: s.race.map(|r| r.gpu_ms), cpu_ms: s.race.map(|r| r.cpu_ms) })
     }
 
     /// "GPU: adapter (WebGPU)" or "CPU", with the timings when they chose it, e.g. "CPU, faster
@@ -199,7 +216,7 @@ impl Explorer {
     pub fn decode(&self, z: Vec<f32>) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let px = inner.backend.decode(&z).await.map_err(js_err)?;
+            let px = inner.backend.decode(&z).await.map_err(|e| coded_err(&e))?;
             Ok(js_sys::Float32Array::from(&px[..]).into())
         })
     }
@@ -238,13 +255,13 @@ impl Explorer {
                         digit.draw(&gpu, zr)
                     })
                     .await
-                    .map_err(js_err)?;
+                    .map_err(|e| coded_err(&e))?;
                 if drawn.is_some() {
                     return Ok(JsValue::NULL);
                 }
                 inner.detach_if_on_cpu();
             }
-            let px = inner.backend.vae().decode(&z).map_err(js_err)?;
+            let px = inner.backend.vae().decode(&z).map_err(|e| coded_err(&e))?;
             Ok(js_sys::Float32Array::from(&px[..]).into())
         })
     }
@@ -270,14 +287,14 @@ impl Explorer {
     /// The CPU reference decode, whatever the backend (for comparisons and tests).
     #[wasm_bindgen(js_name = decodeCpu)]
     pub fn decode_cpu(&self, z: Vec<f32>) -> Result<Vec<f32>, JsValue> {
-        self.inner.backend.vae().decode(&z).map_err(js_err)
+        self.inner.backend.vae().decode(&z).map_err(|e| coded_err(&e))
     }
 
     /// Encodes images (`n * side * side` intensities) to `{mu, logvar}` (logvar null: deterministic).
     pub fn encode(&self, images: Vec<f32>) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let e = inner.backend.encode(&images).await.map_err(js_err)?;
+            let e = inner.backend.encode(&images).await.map_err(|e| coded_err(&e))?;
             to_js(&Encoded { mu: e.mu, logvar: e.logvar })
         })
     }
@@ -287,7 +304,7 @@ impl Explorer {
     pub fn sample_and_decode(&self, mu: Vec<f32>, logvar: Vec<f32>, k: usize, seed: u32) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let (z, pixels) = inner.backend.sample_and_decode(&mu, &logvar, k, seed).await.map_err(js_err)?;
+            let (z, pixels) = inner.backend.sample_and_decode(&mu, &logvar, k, seed).await.map_err(|e| coded_err(&e))?;
             to_js(&Samples { z, pixels })
         })
     }

@@ -4,12 +4,12 @@ use wasm_bindgen::prelude::*;
 
 use crate::preprocess;
 
-use super::browser::js_err;
+use super::browser::coded_err;
 
 /// RGBA pixels of any picture to an MNIST-like input (784 intensities), as the model expects.
 #[wasm_bindgen(js_name = preprocessRgba)]
 pub fn preprocess_rgba(rgba: Vec<u8>, width: usize, height: usize) -> Result<Vec<f32>, JsValue> {
-    preprocess::rgba_to_mnist(&rgba, width, height).map_err(js_err)
+    preprocess::rgba_to_mnist(&rgba, width, height).map_err(|e| coded_err(&e))
 }
 
 // ---- Constants the page shares with the Rust side, exported so that www/ need not repeat them.

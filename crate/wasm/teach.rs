@@ -11,7 +11,7 @@ use crate::elbo;
 use crate::projection::Projection;
 use crate::testset::{self, TestSet};
 
-use super::browser::{js_err, to_js};
+use super::browser::{coded_err, to_js};
 use super::explorer::Explorer;
 
 /// The seed of the page's noise: fixed, so one strength always gives the same corruption (the
@@ -22,14 +22,14 @@ pub const NOISE_SEED: u32 = 2024;
 /// [0, 1], drawn with `NOISE_SEED` (`crate::corrupt::add_noise`).
 #[wasm_bindgen(js_name = addNoise)]
 pub fn add_noise(pixels: Vec<f32>, strength: f32) -> Result<Vec<f32>, JsValue> {
-    corrupt::add_noise(&pixels, strength, NOISE_SEED).map_err(js_err)
+    corrupt::add_noise(&pixels, strength, NOISE_SEED).map_err(|e| coded_err(&e))
 }
 
 /// `pixels` (a `side * side` picture) with columns `x0..x1` of rows `y0..y1` set to 0; the
 /// rectangle is clamped to the picture (`crate::corrupt::erase`).
 #[wasm_bindgen(js_name = eraseRect)]
 pub fn erase_rect(pixels: Vec<f32>, side: usize, x0: i32, y0: i32, x1: i32, y1: i32) -> Result<Vec<f32>, JsValue> {
-    corrupt::erase(&pixels, side, Rect { x0, y0, x1, y1 }).map_err(js_err)
+    corrupt::erase(&pixels, side, Rect { x0, y0, x1, y1 }).map_err(|e| coded_err(&e))
 }
 
 /// How many draws of q(z|x) the page's ELBO averages over, and their seed: fixed, so the same
@@ -57,7 +57,7 @@ impl Explorer {
     /// `ELBO_SAMPLES` draws with `ELBO_SEED` (`crate::elbo`): `{reconstruction, loss, kl, map,
     /// samples, seed}` in nats, `kl` null when the encoder gives no logvar.
     pub fn elbo(&self, pixels: Vec<f32>) -> Result<JsValue, JsValue> {
-        let terms = elbo::elbo(self.inner.backend.vae(), &pixels, ELBO_SAMPLES, ELBO_SEED).map_err(js_err)?;
+        let terms = elbo::elbo(self.inner.backend.vae(), &pixels, ELBO_SAMPLES, ELBO_SEED).map_err(|e| coded_err(&e))?;
         to_js(&Elbo {
             reconstruction: terms.reconstruction,
             loss: terms.loss.name(),
@@ -87,17 +87,17 @@ impl PrincipalAxes {
     /// The axes of `points` (`n * d` values, row-major), by decreasing variance.
     #[wasm_bindgen(constructor)]
     pub fn new(points: Vec<f32>, d: usize) -> Result<PrincipalAxes, JsValue> {
-        Ok(PrincipalAxes { inner: Projection::fit(&points, d).map_err(js_err)? })
+        Ok(PrincipalAxes { inner: Projection::fit(&points, d).map_err(|e| coded_err(&e))? })
     }
 
     /// `z`'s coordinates along the axes, relative to the embedding's centroid.
     pub fn coords(&self, z: Vec<f32>) -> Result<Vec<f32>, JsValue> {
-        self.inner.coords(&z).map_err(js_err)
+        self.inner.coords(&z).map_err(|e| coded_err(&e))
     }
 
     /// The latent point with these coordinates (the inverse of `coords`).
     pub fn point(&self, coords: Vec<f32>) -> Result<Vec<f32>, JsValue> {
-        self.inner.point(&coords).map_err(js_err)
+        self.inner.point(&coords).map_err(|e| coded_err(&e))
     }
 }
 
@@ -111,7 +111,7 @@ pub struct ShippedTestSet {
 impl ShippedTestSet {
     /// Reads a test subset file's bytes; rejects with what is wrong with it.
     pub fn parse(bytes: Vec<u8>) -> Result<ShippedTestSet, JsValue> {
-        Ok(ShippedTestSet { inner: testset::from_bytes(&bytes).map_err(js_err)? })
+        Ok(ShippedTestSet { inner: testset::from_bytes(&bytes).map_err(|e| coded_err(&e))? })
     }
 
     /// How many images it holds.

@@ -16,24 +16,16 @@ use crate::testset::{self, TestSet};
 use crate::train::adam::Adam;
 use crate::Vae;
 
-use super::browser::{js_err, to_js};
-
-/// The page's words for a session's error: a diverged run says what to do in the panel.
-fn session_err(e: ModelError) -> JsValue {
-    match e {
-        ModelError::Diverged { epoch, step, what, lr, suggested_lr } => js_err(format!(
-            "Training diverged at epoch {epoch}, step {step}: {what}. Nothing can be saved from this run: reset, and try a lower learning rate ({suggested_lr:.0e} instead of {lr:e})."
-        )),
-        other => js_err(other),
-    }
-}
+use super::browser::{coded_err, to_js};
 
 fn settings(value: JsValue) -> Result<Settings, JsValue> {
-    serde_wasm_bindgen::from_value(value).map_err(|e| js_err(format!("these training settings cannot be used: {e}")))
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|e| coded_err(&ModelError::Config(format!("these training settings cannot be used: {e}"))))
 }
 
+/// The training data; an error has a `testset.*` code, which the page words as the data file's.
 fn data(bytes: &[u8]) -> Result<TestSet, JsValue> {
-    testset::from_bytes(bytes).map_err(|e| js_err(format!("The training data file cannot be used: {e}")))
+    testset::from_bytes(bytes).map_err(|e| coded_err(&e))
 }
 
 fn results(r: &[StepResult]) -> Result<JsValue, JsValue> {
@@ -74,9 +66,9 @@ impl CpuTraining {
     /// subset file's bytes.
     #[wasm_bindgen(constructor)]
     pub fn new(settings_value: JsValue, data_bytes: &[u8]) -> Result<CpuTraining, JsValue> {
-        let config = settings(settings_value)?.config().map_err(session_err)?;
-        let snapshot = Snapshot::start(config).map_err(session_err)?;
-        Ok(CpuTraining { session: CpuSession::new(snapshot, data(data_bytes)?).map_err(session_err)? })
+        let config = settings(settings_value)?.config().map_err(|e| coded_err(&e))?;
+        let snapshot = Snapshot::start(config).map_err(|e| coded_err(&e))?;
+        Ok(CpuTraining { session: CpuSession::new(snapshot, data(data_bytes)?).map_err(|e| coded_err(&e))? })
     }
 
     /// Continues a run (a GPU session's last snapshot) from its weights, Adam's moments and
@@ -92,25 +84,25 @@ impl CpuTraining {
         epoch: usize,
         batch: usize,
     ) -> Result<CpuTraining, JsValue> {
-        let config = settings(settings_value)?.config().map_err(session_err)?;
-        let vae = Vae::new(config.arch.clone(), params).map_err(session_err)?;
+        let config = settings(settings_value)?.config().map_err(|e| coded_err(&e))?;
+        let vae = Vae::new(config.arch.clone(), params).map_err(|e| coded_err(&e))?;
         let adam = Adam { t: steps, m, v, ..Adam::new(0, config.lr) };
         let snapshot = Snapshot { config, vae, adam, epoch, batch };
-        Ok(CpuTraining { session: CpuSession::new(snapshot, data(data_bytes)?).map_err(session_err)? })
+        Ok(CpuTraining { session: CpuSession::new(snapshot, data(data_bytes)?).map_err(|e| coded_err(&e))? })
     }
 
     /// Takes `n` steps: their results `[{reconstruction, kl, rows, beta}]`, per example.
     pub fn run(&mut self, n: usize) -> Result<JsValue, JsValue> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            out.push(self.session.step().map_err(session_err)?);
+            out.push(self.session.step().map_err(|e| coded_err(&e))?);
         }
         results(&out)
     }
 
     #[wasm_bindgen(js_name = setBeta)]
     pub fn set_beta(&mut self, beta: f32) -> Result<(), JsValue> {
-        self.session.set_beta(beta).map_err(session_err)
+        self.session.set_beta(beta).map_err(|e| coded_err(&e))
     }
 
     /// `{epoch, batch, steps, beta}`: beta is the one the next step uses.
@@ -124,18 +116,18 @@ impl CpuTraining {
 
     /// Encoder means of `images` (`n * 784` intensities) with the current weights.
     pub fn embed(&self, images: &[f32]) -> Result<Vec<f32>, JsValue> {
-        Ok(self.session.vae().encode(images).map_err(session_err)?.mu)
+        Ok(self.session.vae().encode(images).map_err(|e| coded_err(&e))?.mu)
     }
 
     /// Decodes latent points with the current weights.
     pub fn decode(&self, z: &[f32]) -> Result<Vec<f32>, JsValue> {
-        self.session.vae().decode(z).map_err(session_err)
+        self.session.vae().decode(z).map_err(|e| coded_err(&e))
     }
 
     /// The current weights as a model file in the project's format.
     #[wasm_bindgen(js_name = modelBytes)]
     pub fn model_bytes(&self) -> Result<Vec<u8>, JsValue> {
-        session::model_bytes(self.session.snapshot(), self.session.data(), "CPU").map_err(session_err)
+        session::model_bytes(self.session.snapshot(), self.session.data(), "CPU").map_err(|e| coded_err(&e))
     }
 }
 
@@ -163,10 +155,10 @@ impl GpuTraining {
     /// `GpuTraining`; rejects with why not (no WebGPU, no adapter, bad settings or data).
     pub fn start(settings_value: JsValue, data_bytes: Vec<u8>) -> Promise {
         future_to_promise(async move {
-            let config = settings(settings_value)?.config().map_err(session_err)?;
+            let config = settings(settings_value)?.config().map_err(|e| coded_err(&e))?;
             let data = data(&data_bytes)?;
-            let snapshot = Snapshot::start(config).map_err(session_err)?;
-            let session = GpuSession::new(snapshot, &data).await.map_err(session_err)?;
+            let snapshot = Snapshot::start(config).map_err(|e| coded_err(&e))?;
+            let session = GpuSession::new(snapshot, &data).await.map_err(|e| coded_err(&e))?;
             let (adapter, software) = (session.adapter_name(), session.is_software());
             Ok(GpuTraining { session: Rc::new(futures_util::lock::Mutex::new(session)), data: Rc::new(data), adapter, software }.into())
         })
@@ -185,34 +177,33 @@ impl GpuTraining {
 
     /// Queues `n` steps, then resolves to the results of those the previous call queued.
     pub fn advance(&self, n: usize) -> Promise {
-        with_session(self, move |s, _| async move { results(&s.lock().await.advance(n).await.map_err(session_err)?) })
+        with_session(self, move |s, _| async move { results(&s.lock().await.advance(n).await.map_err(|e| coded_err(&e))?) })
     }
 
     /// Waits for the queued steps and reads the weights back (for `embed`, `decode`, `params`,
     /// `snapshot` and `modelBytes`): resolves to the queued steps' results.
     pub fn sync(&self) -> Promise {
-        with_session(self, |s, _| async move { results(&s.lock().await.sync().await.map_err(session_err)?) })
+        with_session(self, |s, _| async move { results(&s.lock().await.sync().await.map_err(|e| coded_err(&e))?) })
     }
 
     /// Encoder means of `images` with the synced weights, on the GPU.
     pub fn embed(&self, images: Vec<f32>) -> Promise {
         with_session(self, move |s, _| async move {
-            Ok(Float32Array::from(&s.lock().await.embed(&images).await.map_err(session_err)?[..]).into())
+            Ok(Float32Array::from(&s.lock().await.embed(&images).await.map_err(|e| coded_err(&e))?[..]).into())
         })
     }
 
     /// Decodes latent points with the synced weights, on the GPU.
     pub fn decode(&self, z: Vec<f32>) -> Promise {
-        with_session(
-            self,
-            move |s, _| async move { Ok(Float32Array::from(&s.lock().await.decode(&z).await.map_err(session_err)?[..]).into()) },
-        )
+        with_session(self, move |s, _| async move {
+            Ok(Float32Array::from(&s.lock().await.decode(&z).await.map_err(|e| coded_err(&e))?[..]).into())
+        })
     }
 
     #[wasm_bindgen(js_name = setBeta)]
     pub fn set_beta(&self, beta: f32) -> Promise {
         with_session(self, move |s, _| async move {
-            s.lock().await.set_beta(beta).map_err(session_err)?;
+            s.lock().await.set_beta(beta).map_err(|e| coded_err(&e))?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -220,7 +211,10 @@ impl GpuTraining {
     /// The next step's KL weight as the device's step table holds it.
     #[wasm_bindgen(js_name = deviceBeta)]
     pub fn device_beta(&self) -> Promise {
-        with_session(self, |s, _| async move { Ok(JsValue::from_f64(s.lock().await.device_beta().await.map_err(session_err)? as f64)) })
+        with_session(
+            self,
+            |s, _| async move { Ok(JsValue::from_f64(s.lock().await.device_beta().await.map_err(|e| coded_err(&e))? as f64)) },
+        )
     }
 
     /// The last synced state: `{position: {epoch, batch, steps, beta}, params, m, v}`, to
@@ -243,7 +237,7 @@ impl GpuTraining {
     #[wasm_bindgen(js_name = modelBytes)]
     pub fn model_bytes(&self) -> Promise {
         with_session(self, |s, data| async move {
-            let bytes = session::model_bytes(s.lock().await.snapshot(), &data, "WebGPU").map_err(session_err)?;
+            let bytes = session::model_bytes(s.lock().await.snapshot(), &data, "WebGPU").map_err(|e| coded_err(&e))?;
             Ok(Uint8Array::from(&bytes[..]).into())
         })
     }
