@@ -12,6 +12,9 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 echo "== setup's decisions, with each tool hidden (dry runs)"
 node --test tests/setup.test.mjs
 
+echo "== the page's language catalogues and its i18n functions"
+node --test tests/i18n.test.mjs
+
 echo "== format, lint (native and wasm32, tests included) and docs"
 cargo fmt --check
 cargo clippy --release --locked --all-targets -- -D warnings
@@ -50,4 +53,4 @@ export RELEASE_BIN="$PWD/target/release"
 echo "== the page in a real browser (Chromium, with and without WebGPU)"
 bash www/build.sh
 node --test --test-concurrency=1 tests/browser/explorer.test.mjs tests/browser/teach.test.mjs tests/browser/panels.test.mjs \
-  tests/browser/train.test.mjs
+  tests/browser/train.test.mjs tests/browser/i18n.test.mjs

@@ -78,8 +78,9 @@ done
   step npm ci --prefix "$root" --no-audit --no-fund --loglevel=error
 
 # Debian packages: Chromium for the browser tests (its SwiftShader gives WebGPU), Mesa's
-# lavapipe (a Vulkan driver on the CPU, so the WGSL shaders are tested without a GPU) and
-# Fashion-MNIST.
+# lavapipe (a Vulkan driver on the CPU, so the WGSL shaders are tested without a GPU),
+# Fashion-MNIST, and fonts for Thai and the CJK scripts (the page uses the system's fonts; the
+# language tests render and screenshot every language).
 installed() {
   local status
   status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)
@@ -87,7 +88,7 @@ installed() {
 }
 missing=()
 has chromium || missing+=(chromium)
-for p in mesa-vulkan-drivers libvulkan1 dataset-fashion-mnist; do
+for p in mesa-vulkan-drivers libvulkan1 dataset-fashion-mnist fonts-noto-cjk fonts-tlwg-loma-otf; do
   installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -135,7 +135,7 @@ test("chromium hidden: plans apt-get install chromium, only for tests", { skip: 
 test("no Debian package installed: plans every one", { skip: process.getuid() !== 0 && "needs root" }, () => {
   const r = dryRun({ hide: ["chromium"], fakes: { "dpkg-query": dpkgKnowsNothing } });
   assert.equal(r.code, 0, r.out);
-  assert.equal(r.planned.at(-1), "setup: would run: env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium mesa-vulkan-drivers libvulkan1 dataset-fashion-mnist", r.out);
+  assert.equal(r.planned.at(-1), "setup: would run: env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium mesa-vulkan-drivers libvulkan1 dataset-fashion-mnist fonts-noto-cjk fonts-tlwg-loma-otf", r.out);
 });
 
 test("everything missing at once: one plan with every step, exit 0", { skip: process.getuid() !== 0 && "needs root" }, () => {

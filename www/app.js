@@ -22,16 +22,21 @@ import { setupPrior } from "./js/prior.js";
 import { setupInterpolation } from "./js/interpolate.js";
 import { setupCorrupt } from "./js/corrupt.js";
 import { setupTrain, trainHooks } from "./js/train.js";
+import { setupLanguage, localize, t, num, errorText } from "./js/i18n.js";
+import { setupTour } from "./js/tour.js";
 
 async function main() {
   // The model downloads while the wasm module compiles.
-  const model = fetchModel(DEFAULT_MODEL);
+  const model = fetchModel({ file: DEFAULT_MODEL });
   model.catch(() => {}); // reported below, once the page can show it
-  await init();
+  // The catalogue loads while the wasm module compiles; nothing is worded before it is in.
+  await Promise.all([setupLanguage($("language")), init()]);
+  setupTour();
   setupPoint();
   setupPad();
   setupCorrupt();
-  $("sigma").addEventListener("input", () => { $("sigmaval").textContent = Number($("sigma").value).toFixed(2); });
+  localize($("sigmaval"), () => num(Number($("sigma").value), "f2"));
+  $("sigma").addEventListener("input", () => localize($("sigmaval"), () => num(Number($("sigma").value), "f2")));
   $("resample").addEventListener("click", () => { state.seed++; sample(); });
   $("manifold").addEventListener("change", () => { if (state.explorer) showManifold(); });
   $("upload").addEventListener("change", (ev) => onUpload(ev.target.files[0]));
@@ -43,11 +48,11 @@ async function main() {
   try {
     bytes = await model;
   } catch (e) {
-    showError(e.message ?? String(e));
+    showError(e.words ?? (() => errorText(e)));
     return;
   }
   await menus;
-  if (await loadModel(bytes, "The shipped model")) {
+  if (await loadModel(bytes, () => t("models.shipped"))) {
     // Ready once the first digit is on screen.
     while (state.decoding || !$("digit").dataset.z) await new Promise((r) => setTimeout(r, 10));
     document.body.dataset.ready = "true";
@@ -61,4 +66,4 @@ async function main() {
   };
 }
 
-main().catch((e) => showError(`The explorer could not start: ${e.message ?? e}`));
+main().catch((e) => showError(() => t("page.couldNotStart", { reason: errorText(e) })));

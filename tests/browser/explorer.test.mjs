@@ -153,7 +153,7 @@ const REASONS = {
  * cause's sentence, the technical detail behind a "details" disclosure, and the sampling heading
  * says the CPU. Without: no notice, and sampling on the GPU. Returns the detail text. */
 async function checkWhereItRuns(page, cause) {
-  const where = await page.locator('[data-testid="sampling-where"]').innerText();
+  const where = await page.locator('[data-testid="sampling-where"]').getAttribute("data-where");
   const notice = page.locator('[data-testid="gpu-notice"]');
   const details = page.locator('[data-testid="gpu-notice-details"]');
   if (!cause) {
@@ -371,7 +371,7 @@ test("bad input gets a clear message, and the page keeps working", { timeout: 30
     const huge = join(tmp, "huge.png");
     writeFileSync(huge, whitePng(10000, 10000));
     await page.locator('[data-testid="upload"]').setInputFiles(huge);
-    assert.match(await errorText(page), /10000 × 10000 pixels, too large/);
+    assert.match(await errorText(page), /10,000 × 10,000 pixels, too large/);
 
     const corrupt = join(tmp, "corrupt.safetensors");
     writeFileSync(corrupt, readFileSync(new URL("../../www/models/mnist-2d.safetensors", import.meta.url)).subarray(0, 5000));

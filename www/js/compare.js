@@ -11,7 +11,8 @@ import { paintBackdrop, showLegend, drawDots, placePoint, fromClientOf, rangeOf,
 import { paintDigit } from "./digit.js";
 import { moveTo } from "./point.js";
 import { showFigures } from "./meta.js";
-import { fillMenu, wireMenu, fetchModel } from "./models.js";
+import { fillMenu, wireMenu, fetchModel, titleOf } from "./models.js";
+import { t, errorText, onLanguage } from "./i18n.js";
 
 // Dropped each time the second digit is on its canvas, like digitMark() for the first: the
 // benchmark's compare run finds in Chrome's trace the frame that shows it (DIGIT_2_MARK in
@@ -23,7 +24,8 @@ const ctx = plane.getContext("2d", { alpha: false });
 
 /** The second model and its plane: also the tests' view (window.explorer.state.second). */
 const second = {
-  explorer: null, title: "", view: null, range: 4,
+  explorer: null, view: null, range: 4,
+  name: () => "", get title() { return this.name(); }, // its name, in the language shown
   backdrop: null, manifold: null, dots: [],
   decoding: false, pendingZ: null, pendingInput: 0, latencies: [],
   ticket: 0, // counts loads begun: a load that a later one overtook is dropped
@@ -61,20 +63,21 @@ async function showSecondManifold() {
       if (second.explorer !== e) return;
       second.manifold = { explorer: e, ...m };
     } catch (err) {
-      showError(`Decoding the second model's manifold failed: ${err.message ?? err}`);
+      showError(() => t("plane.manifold2Failed", { reason: errorText(err) }));
     }
   }
   drawSecondPlane();
 }
 
-/** Loads a model file's bytes as the second model; resolves to whether it took. */
-async function loadSecond(bytes, what) {
+/** Loads a model file's bytes as the second model (`what()` names it, `title()` without quotes);
+ * resolves to whether it took. */
+async function loadSecond(bytes, what, title = what) {
   const ticket = ++second.ticket;
   let e;
   try {
     e = await Explorer.load(bytes, new URLSearchParams(location.search).get("backend") ?? "");
   } catch (err) {
-    showError(`${what}: ${err.message ?? err}`);
+    showError(() => t(err?.code ? "models.unusable" : "models.failed", { what: what(), reason: errorText(err) }));
     return false;
   }
   if (ticket !== second.ticket) {
@@ -82,18 +85,19 @@ async function loadSecond(bytes, what) {
     return false;
   }
   if (e.latent() !== 2 || e.side() !== state.side) {
-    showError(`${what}: compare mode needs a model with a 2-D latent space and ${state.side} × ${state.side} images, like the first.`);
+    const side = state.side;
+    showError(() => t("models.compareShape", { what: what(), side }));
     e.free?.();
     return false;
   }
   second.explorer?.free?.();
   // Its scatter, read out of the model once: every redraw of the plane paints it.
   const view = viewOf(e);
-  Object.assign(second, { explorer: e, title: what.replace(/^“(.*)”$/, "$1"), view, range: rangeOf(view), manifold: null, dots: [] });
+  Object.assign(second, { explorer: e, name: title, view, range: rangeOf(view), manifold: null, dots: [] });
   showError("");
   // Not awaited: the CPU serves until the GPU is ready, if it ever is.
   e.startGpu().catch(() => {});
-  showLegend($("legend-2"), view.classes);
+  showLegend($("legend-2"), view.classes, view.dataset);
   showFigures($("figures-2"), e.metadata());
   await showSecondManifold();
   if (comparing()) decodeSecond(state.z);
@@ -123,7 +127,7 @@ async function decodeSecond(z, inputTime) {
       requestAnimationFrame(() => record(second.latencies, performance.now() - input));
     }
   } catch (err) {
-    showError(`The second model's decoding failed: ${err.message ?? err}`);
+    showError(() => t("compare.decodeFailed", { reason: errorText(err) }));
   } finally {
     second.decoding = false;
   }
@@ -167,14 +171,14 @@ async function setCompare(on) {
   document.body.classList.toggle("comparing", on);
   if (on && !second.explorer) {
     const select = $("model-select-2");
-    const m = state.models.find((x) => x.file === select.value);
+    const m = state.models.find((x) => x.file === select.value) ?? { file: select.value };
     const ticket = second.ticket;
     try {
-      const bytes = await fetchModel(select.value, m?.title);
+      const bytes = await fetchModel(m);
       // Unless another model was chosen meanwhile.
-      if (ticket === second.ticket) await loadSecond(bytes, `“${m?.title ?? select.value}”`);
+      if (ticket === second.ticket) await loadSecond(bytes, () => t("models.quoted", { name: titleOf(m) }), () => titleOf(m));
     } catch (err) {
-      showError(err.message ?? String(err));
+      showError(err.words ?? (() => errorText(err)));
     }
   }
   if (comparing()) {
@@ -188,13 +192,18 @@ async function setCompare(on) {
 export function setupCompare(models) {
   const select = $("model-select-2");
   fillMenu(select, models, models[1]?.file ?? models[0]?.file);
-  const menu = wireMenu(select, models, $("model-file-2"), loadSecond);
+  const menu = wireMenu(select, models, $("model-file-2"), (bytes, what) => {
+    const m = models.find((x) => x.file === select.value) ?? { file: select.value };
+    return loadSecond(bytes, what, () => titleOf(m));
+  });
   $("model-file-2").addEventListener("change", async (ev) => {
     const f = ev.target.files[0];
-    if (f && (await loadSecond(new Uint8Array(await f.arrayBuffer()), `“${f.name}”`))) menu.markOwn(f.name);
+    if (f && (await loadSecond(new Uint8Array(await f.arrayBuffer()), () => t("models.quoted", { name: f.name }), () => f.name))) menu.markOwn(f.name);
   });
   $("compare").addEventListener("change", () => setCompare($("compare").checked));
   $("manifold-2").addEventListener("change", showSecondManifold);
   state.onMove.push(follow);
+  // A switch of language: the grid's numbers are redrawn in its number format.
+  onLanguage(() => { if (second.explorer) drawSecondPlane(); });
   setupDrag();
 }

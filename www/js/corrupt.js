@@ -8,10 +8,12 @@ import { addNoise, eraseRect, noiseSeed } from "../pkg/latent_explorer.js";
 import { $, state } from "./state.js";
 import { showError } from "./status.js";
 import { paintDigit } from "./digit.js";
+import { t, num, localize, unlocalize, errorText } from "./i18n.js";
 
 /** The clean input changed (a new drawing or upload encoded), or is gone (`null`: another model). */
 export function setClean(input) {
   state.corruption = null;
+  unlocalize($("corrupt-note"));
   $("corrupt-note").textContent = "";
   if (input) paintDigit($("clean"), input);
   for (const id of input ? ["corrupted", "corrupted-reconstruction"] : ["corrupted", "corrupted-reconstruction", "clean"]) {
@@ -22,7 +24,9 @@ export function setClean(input) {
 
 /** Wires the noise and erase buttons and the rectangle drag on the clean input. */
 export function setupCorrupt() {
-  $("noise-strength").addEventListener("input", () => { $("noise-strength-val").textContent = Number($("noise-strength").value).toFixed(2); });
+  const strength = () => localize($("noise-strength-val"), () => num(Number($("noise-strength").value), "f2"));
+  strength();
+  $("noise-strength").addEventListener("input", strength);
   $("noise").addEventListener("click", () => corrupt("noise"));
   $("erase").addEventListener("click", () => corrupt("erase"));
   const clean = $("clean");
@@ -57,7 +61,7 @@ function rect() {
 async function corrupt(how) {
   const clean = state.input, e = state.explorer;
   if (!clean) {
-    showError("Draw a digit and encode it, or upload one, first: noise and erasing work on that input.");
+    showError(() => t("corrupt.needInput"));
     return;
   }
   try {
@@ -71,11 +75,12 @@ async function corrupt(how) {
     if (state.explorer !== e || state.input !== clean) return;
     paintDigit($("corrupted-reconstruction"), reconstruction);
     state.corruption = how === "noise" ? { how, strength, seed: noiseSeed(), corrupted, reconstruction } : { how, rect: r, corrupted, reconstruction };
-    $("corrupt-note").textContent = how === "noise"
-      ? `Gaussian noise of standard deviation ${strength.toFixed(2)} (seed ${noiseSeed()}), clamped to [0, 1]`
-      : `columns ${r.x0}–${r.x1 - 1}, rows ${r.y0}–${r.y1 - 1} erased to 0`;
+    const seed = String(noiseSeed());
+    localize($("corrupt-note"), () => (how === "noise"
+      ? t("corrupt.noiseNote", { strength, seed })
+      : t("corrupt.eraseNote", { x0: r.x0, x1: r.x1 - 1, y0: r.y0, y1: r.y1 - 1 })));
     showError("");
   } catch (err) {
-    showError(`Corrupting the input failed: ${err.message ?? err}`);
+    showError(() => t("corrupt.failed", { reason: errorText(err) }));
   }
 }

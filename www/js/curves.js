@@ -1,10 +1,12 @@
 // The Train panel's live curves: the reconstruction term, the KL term and -ELBO per example
 // against the step, each smoothed over a window of steps so that batch noise does not hide the
-// trend. Pure drawing: the panel keeps the history.
+// trend. Drawing only, in the language shown: the panel keeps the history.
+import { t, num } from "./i18n.js";
+
 const SERIES = [
-  { key: "loss", name: "−ELBO", color: "#111" },
-  { key: "reconstruction", name: "reconstruction", color: "#1f77b4" },
-  { key: "kl", name: "KL", color: "#d62728" },
+  { key: "loss", name: "train.curveLoss", color: "#111" },
+  { key: "reconstruction", name: "train.curveReconstruction", color: "#1f77b4" },
+  { key: "kl", name: "train.curveKl", color: "#d62728" },
 ];
 
 /** Draws `history` ([{reconstruction, kl, loss}], one per step) on `canvas`: the two terms on
@@ -17,7 +19,7 @@ export function drawCurves(canvas, history) {
   ctx.font = "11px system-ui";
   if (history.length < 2) {
     ctx.fillStyle = "#888";
-    ctx.fillText("the curves appear once training starts", pad, H / 2);
+    ctx.fillText(t("train.curvesEmpty"), pad, H / 2);
     return;
   }
   // At most one point per pixel column, each the mean of its steps.
@@ -35,6 +37,7 @@ export function drawCurves(canvas, history) {
   const left = range(series[0].ys.concat(series[1].ys)), right = range(series[2].ys);
   const y = ([lo, hi], v) => H - pad - ((v - lo) / (hi - lo)) * (H - 2 * pad);
   const x = (c) => pad + (c * (W - 2 * pad)) / Math.max(1, cols - 1);
+  let labelX = pad; // the series' names side by side, each as wide as it is in this language
   series.forEach((s, i) => {
     const r = i === 2 ? right : left;
     ctx.strokeStyle = s.color;
@@ -42,11 +45,15 @@ export function drawCurves(canvas, history) {
     s.ys.forEach((v, c) => (c ? ctx.lineTo(x(c), y(r, v)) : ctx.moveTo(x(c), y(r, v))));
     ctx.stroke();
     ctx.fillStyle = s.color;
-    ctx.fillText(`${s.name} ${s.ys[cols - 1].toFixed(1)}`, pad + 120 * i, 12);
+    const label = t("train.curveValue", { name: t(s.name), value: s.ys[cols - 1] });
+    ctx.fillText(label, labelX, 12);
+    labelX += ctx.measureText(label).width + 16;
   });
   ctx.fillStyle = "#888";
-  ctx.fillText(left[1].toFixed(0), 2, pad);
-  ctx.fillText(left[0].toFixed(0), 2, H - pad);
-  ctx.fillText(`KL ${right[1].toFixed(1)}`, W - pad - 30, pad);
-  ctx.fillText(`step ${history.length}`, W - pad - 60, H - 6);
+  ctx.fillText(num(left[1], "int"), 2, pad);
+  ctx.fillText(num(left[0], "int"), 2, H - pad);
+  ctx.textAlign = "right";
+  ctx.fillText(t("train.curveValue", { name: t("train.curveKl"), value: right[1] }), W - 2, pad);
+  ctx.fillText(t("train.curveStep", { n: history.length }), W - 2, H - 6);
+  ctx.textAlign = "left";
 }

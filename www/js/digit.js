@@ -1,7 +1,8 @@
 // The decoder's digit: painting decoded pixels onto a canvas (the digit and the samples), the
 // digit canvas the GPU may draw on itself, and the decode loop that keeps the digit in step
 // with the point, recording for each digit shown the page's own estimate of its drag latency.
-import { $, state, record, fmt } from "./state.js";
+import { $, state, record } from "./state.js";
+import { t, point, errorText, onLanguage } from "./i18n.js";
 import { setStatus, setTextSoon, showError } from "./status.js";
 import { digitMark } from "../pkg/latent_explorer.js";
 
@@ -69,14 +70,19 @@ export async function requestDecode(z, inputTime) {
         performance.mark(mark);
         performance.clearMarks(mark);
       }
-      setTextSoon("zval", fmt(zz));
+      shownZ = zz;
+      setTextSoon("zline", t("digit.z", { z: point(zz) }));
       setStatus();
       record(state.work, performance.now() - input);
       requestAnimationFrame(() => record(state.latencies, performance.now() - input));
     }
   } catch (e) {
-    showError(`Decoding failed: ${e.message ?? e}`);
+    showError(() => t("digit.decodeFailed", { reason: errorText(e) }));
   } finally {
     state.decoding = false;
   }
 }
+
+// The digit's z, as last written under it: worded again after a switch of language.
+let shownZ = null;
+onLanguage(() => { $("zline").textContent = t("digit.z", { z: shownZ ? point(shownZ) : "–" }); });

@@ -4,6 +4,7 @@
 // the seed come with the result), and a heat map of each pixel's reconstruction error. A model with a
 // deterministic encoder (kind ae or pca: no logvar) has no KL term, and the panel says so.
 import { $, state } from "./state.js";
+import { t, localize, errorText } from "./i18n.js";
 
 const THROTTLE_MS = 100;
 let timer = null, lastRun = -Infinity, pendingInput = null;
@@ -37,7 +38,7 @@ export function elboNow(input) {
 export function clearElbo() {
   const el = $("elbo");
   el.dataset.reconstruction = el.dataset.kl = "";
-  el.textContent = "Draw a digit: its reconstruction and KL terms show here.";
+  localize(el, () => t("elbo.empty"));
   const c = $("elbo-map");
   c.getContext("2d").clearRect(0, 0, c.width, c.height);
 }
@@ -49,19 +50,19 @@ function show(input) {
   try {
     r = e.elbo(Float32Array.from(input));
   } catch (err) {
-    el.textContent = `The ELBO could not be computed: ${err.message ?? err}`;
+    localize(el, () => t("elbo.failed", { reason: errorText(err) }));
     return;
   }
-  const nats = (v) => `${v.toFixed(2)} nats`;
   // PCA (and an autoencoder trained on it) scores squared error, not a log-likelihood.
-  const error = (v) => (r.loss === "mse" ? `${v.toFixed(2)} (squared error summed over the pixels)` : `${nats(v)} (binary cross-entropy of the decoded code)`);
+  const error = () => t(r.loss === "mse" ? "elbo.mse" : "elbo.bce", { value: r.reconstruction });
   el.dataset.reconstruction = String(r.reconstruction);
   if (r.kl == null || isDeterministic()) {
     el.dataset.kl = "";
-    el.textContent = `reconstruction error ${error(r.reconstruction)}. No KL term: this model's encoder is deterministic (${state.kind}), it gives one code per picture and no q(z|x) to compare with the prior, so there is no ELBO.`;
+    const kind = state.kind;
+    localize(el, () => t("elbo.noKl", { error: error(), kind }));
   } else {
     el.dataset.kl = String(r.kl);
-    el.textContent = `reconstruction ${nats(r.reconstruction)} + KL ${nats(r.kl)} = −ELBO ${nats(r.reconstruction + r.kl)} (averaged over ${r.samples} draws z ~ q(z|x), seed ${r.seed})`;
+    localize(el, () => t("elbo.terms", { rec: r.reconstruction, kl: r.kl, total: r.reconstruction + r.kl, samples: r.samples, seed: String(r.seed) }));
   }
   paintErrorMap(r.map);
 }
@@ -81,5 +82,5 @@ function paintErrorMap(map) {
     img.data[4 * i + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
-  c.title = `reconstruction error per pixel, white 0 to dark red ${max.toFixed(2)} nats`;
+  c.title = t("elbo.mapTitle", { max });
 }

@@ -2,7 +2,8 @@
 // drawing pad; and uploaded pictures. Drawings and uploads are preprocessed and encoded in Rust,
 // and the point moves to where the encoder puts them.
 import { preprocessRgba, maxUploadPixels } from "../pkg/latent_explorer.js";
-import { $, state, fmt } from "./state.js";
+import { $, state } from "./state.js";
+import { t, point, localize, errorText } from "./i18n.js";
 import { showError } from "./status.js";
 import { fromClient } from "./plane.js";
 import { moveTo, sample } from "./point.js";
@@ -41,13 +42,13 @@ export function setupPoint() {
 }
 
 // Encodes a picture (RGBA bytes of any size), moves the point to its mean and samples around
-// it with the encoder's sigma. `what` names the picture in error messages.
+// it with the encoder's sigma. `what()` names the picture in error messages.
 async function encodeRgba(rgba, width, height, what) {
   let input;
   try {
     input = preprocessRgba(rgba, width, height);
   } catch (e) {
-    showError(`${what}: ${e.message ?? e}`);
+    showError(() => t("models.failed", { what: what(), reason: errorText(e) }));
     return;
   }
   state.input = input;
@@ -59,12 +60,13 @@ async function encodeRgba(rgba, width, height, what) {
     // A deterministic encoder (ae, pca) gives no logvar: there is no sigma to sample with.
     state.sigma = logvar?.length ? Array.from(logvar, (lv) => Math.exp(0.5 * lv)) : null;
     showError("");
-    $("qzx").textContent = state.sigma ? `q(z|x): μ = (${fmt(z)}), σ = (${fmt(state.sigma)})` : `encoder: z = (${fmt(z)}), no σ (deterministic)`;
+    const sigma = state.sigma;
+    localize($("qzx"), () => (sigma ? t("input.qzx", { mu: point(z), sigma: point(sigma) }) : t("input.deterministic", { z: point(z) })));
     moveTo(null, { z, fromEncoder: true });
     $("use-encoder-sigma").checked = !!state.sigma;
     await sample();
   } catch (e) {
-    showError(`${what}: encoding failed: ${e.message ?? e}`);
+    showError(() => t("input.encodingFailed", { what: what(), reason: errorText(e) }));
   }
 }
 
@@ -102,7 +104,7 @@ export function setupPad() {
   };
   $("encode").addEventListener("click", () => {
     const img = ctx.getImageData(0, 0, pad.width, pad.height);
-    encodeRgba(new Uint8Array(img.data.buffer), pad.width, pad.height, "The drawing");
+    encodeRgba(new Uint8Array(img.data.buffer), pad.width, pad.height, () => t("input.drawing"));
   });
 }
 
@@ -117,14 +119,13 @@ export async function onUpload(file) {
     try {
       await img.decode();
     } catch {
-      showError(`“${file.name}” is not an image this browser can read (PNG, JPEG, GIF, WebP, …).`);
+      showError(() => t("input.notImage", { name: file.name }));
       return;
     }
     const { naturalWidth: w, naturalHeight: h } = img;
     const max = maxUploadPixels(), side = Math.sqrt(max);
     if (w * h > max) {
-      const square = Number.isInteger(side) ? ` (${side} × ${side})` : "";
-      showError(`“${file.name}” is ${w} × ${h} pixels, too large: the limit is ${max.toLocaleString("en")} pixels${square}. Crop or shrink it.`);
+      showError(() => t("input.tooLarge", { name: file.name, width: w, height: h, max, square: Number.isInteger(side) ? t("input.square", { side }) : "" }));
       return;
     }
     // Shrink big pictures before handing them to the preprocessing: a digit needs few pixels.
@@ -135,7 +136,7 @@ export async function onUpload(file) {
     const ctx = c.getContext("2d", { willReadFrequently: true });
     ctx.drawImage(img, 0, 0, c.width, c.height);
     const data = ctx.getImageData(0, 0, c.width, c.height);
-    await encodeRgba(new Uint8Array(data.data.buffer), c.width, c.height, `“${file.name}”`);
+    await encodeRgba(new Uint8Array(data.data.buffer), c.width, c.height, () => t("models.quoted", { name: file.name }));
   } finally {
     URL.revokeObjectURL(url);
   }

@@ -2,7 +2,8 @@
 // uploads), the straight line between them in z cut into INTERPOLATION_STEPS points, both ends
 // included, decoded as a strip per model shown, and the point travelling along it (a step every
 // STEP_MS; with prefers-reduced-motion it goes straight to the far end).
-import { $, state, fmt } from "./state.js";
+import { $, state } from "./state.js";
+import { t, point, localize, errorText } from "./i18n.js";
 import { showError } from "./status.js";
 import { fromClientOf } from "./plane.js";
 import { paintDigit } from "./digit.js";
@@ -22,9 +23,10 @@ export function linePoints(a, b) {
   return Array.from({ length: n }, (_, i) => a.map((v, k) => v + ((b[k] - v) * i) / (n - 1)));
 }
 
-function say(text) {
-  $("interpolation-text").textContent = text;
-  $("interpolation-text").hidden = !text;
+// Says message `key` with `params` under the buttons (in the language shown); no key: nothing.
+function say(key, params) {
+  localize($("interpolation-text"), () => (key ? t(key, params) : ""));
+  $("interpolation-text").hidden = !key;
 }
 
 function stopTravel() {
@@ -35,7 +37,7 @@ function stopTravel() {
 function paintStrip(strip, pixels, zs) {
   strip.replaceChildren(...zs.map((z, i) => {
     const c = document.createElement("canvas");
-    c.title = `z = ${fmt(z)}`;
+    c.title = t("digit.z", { z: point(z) });
     c.dataset.z = z.join(",");
     paintDigit(c, pixels, i * state.side * state.side);
     return c;
@@ -56,9 +58,9 @@ export async function interpolate(a, b) {
     if (p2) paintStrip($("interpolation-2"), p2, zs);
     else $("interpolation-2").replaceChildren();
     state.interpolation = { a, b, z: zs };
-    say(`From (${fmt(a)}) to (${fmt(b)}) in ${zs.length} equal steps of z.`);
+    say("interp.line", { a: point(a), b: point(b), count: zs.length });
   } catch (err) {
-    showError(`Interpolating failed: ${err.message ?? err}`);
+    showError(() => t("interp.failed", { reason: errorText(err) }));
     return;
   }
   const frames = () => [$("interpolation"), $("interpolation-2")].map((s) => s.children);
@@ -90,7 +92,7 @@ function onPick(ev) {
   const range = canvas.id === "plane-2" ? state.second.range : state.range;
   picking.push(fromClientOf(canvas, range, ev.clientX, ev.clientY));
   if (picking.length === 1) {
-    say(`First end at (${fmt(picking[0])}); now click the other end.`);
+    say("interp.first", { a: point(picking[0]) });
     return;
   }
   const [a, b] = picking;
@@ -104,7 +106,7 @@ export function setupInterpolation() {
     stopTravel();
     picking = [];
     document.body.classList.add("picking");
-    say("Click one end of the path on the plane, then the other.");
+    say("interp.pick");
   });
   $("interpolate-encoded").addEventListener("click", () => {
     if (encoded.length === 2) interpolate(...encoded);
@@ -122,6 +124,6 @@ export function setupInterpolation() {
     $("interpolate-encoded").disabled = true;
     $("interpolation").replaceChildren();
     $("interpolation-2").replaceChildren();
-    say("");
+    say(null);
   });
 }

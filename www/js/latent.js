@@ -2,6 +2,7 @@
 // along its embedding's principal axes (crate/projection.rs, through wasm): the plane shows the
 // first two, the point sets those two coordinates, and a slider per remaining axis sets the
 // coordinate along it; the digit decodes the full z these coordinates make.
+import { t, num, localize } from "./i18n.js";
 import { $, state } from "./state.js";
 
 /** The plane coordinates of a full latent point `z`. */
@@ -28,7 +29,7 @@ export function setRest(z) {
   const c = state.projection.coords(Float32Array.from(z));
   $("axes").querySelectorAll("input").forEach((el, i) => {
     el.value = String(c[i + 2]);
-    el.nextElementSibling.textContent = c[i + 2].toFixed(2);
+    el.nextElementSibling.textContent = num(c[i + 2], "f2");
   });
 }
 
@@ -41,18 +42,21 @@ export function makeAxisSliders(onChange, onSettle = () => {}) {
   box.hidden = !state.projection;
   if (!state.projection) return;
   const head = document.createElement("p");
-  head.textContent = `This model's latent has ${state.latent} dimensions: the plane shows its embedding along the two principal axes that spread it most; these sliders set the point's coordinates along the other ${state.latent - 2}.`;
+  const dims = state.latent;
+  localize(head, () => t("plane.axesHead", { dims, count: dims - 2 }));
   box.appendChild(head);
   for (let i = 2; i < state.latent; i++) {
     const label = document.createElement("label");
-    label.textContent = `axis ${i + 1} `;
+    const name = document.createElement("span");
+    localize(name, () => t("plane.axis", { n: i + 1 }));
+    label.append(name, " ");
     const input = document.createElement("input");
     const r = Math.max(4, state.range);
     Object.assign(input, { type: "range", min: String(-r), max: String(r), step: "0.01", value: "0" });
     input.dataset.testid = `axis-${i + 1}`;
     const val = document.createElement("span");
-    val.textContent = "0.00";
-    input.addEventListener("input", () => { val.textContent = Number(input.value).toFixed(2); onChange(); });
+    val.textContent = num(0, "f2");
+    input.addEventListener("input", () => { val.textContent = num(Number(input.value), "f2"); onChange(); });
     input.addEventListener("change", onSettle);
     label.append(input, val);
     box.appendChild(label);

@@ -1,6 +1,9 @@
 // What a model file says about itself, read from its metadata (an object of strings, as
 // `Explorer.metadata()` gives it): its kind, the names of its data set's classes, and its test
-// figures as the trainer recorded them. Pure functions; imports nothing.
+// figures as the trainer recorded them, worded in the language shown.
+import { t, has, onLanguage } from "./i18n.js";
+
+const filled = new Map(); // figure lists shown, and the metadata each shows
 
 /** Parses a metadata value that holds JSON; undefined when absent or not JSON. */
 function json(meta, key) {
@@ -48,49 +51,54 @@ export function priorShares(meta) {
 export function priorExtremes(meta) {
   const shares = priorShares(meta);
   if (!shares) return null;
-  const names = classNames(meta);
+  const names = wordClasses(datasetName(meta), classNames(meta));
   const at = (i) => ({ name: names[i] ?? String(i), share: shares[i] });
   const order = shares.map((_, i) => i).sort((a, b) => shares[a] - shares[b]);
   return { low: at(order[0]), high: at(order[order.length - 1]) };
 }
 
-const KIND_WORDS = {
-  vae: "variational autoencoder",
-  ae: "plain autoencoder",
-  pca: "PCA (a linear encoder and decoder)",
-};
+/** Class names in the language shown: the catalogue's for a data set it knows
+ * (classes.<dataset>.<label>), else the names as given (MNIST's digits). */
+export const wordClasses = (dataset, names) => names.map((n, i) => (has(`classes.${dataset}.${i}`) ? t(`classes.${dataset}.${i}`) : n));
 
-// The test figures shown beside a plane, in this order, with what each one is.
+// The test figures shown beside a plane, in this order: metadata key, label, value's message.
 const FIGURES = [
-  ["test_reconstruction", "reconstruction (BCE)", "nats per image"],
-  ["test_mse", "reconstruction (squared error)", "per image"],
-  ["test_kl", "KL(q(z|x) ‖ N(0, I))", "nats per image"],
-  ["test_neg_elbo", "−ELBO", "nats per image"],
+  ["test_reconstruction", "figures.reconstructionBce", "figures.natsPerImage"],
+  ["test_mse", "figures.reconstructionMse", "figures.perImage"],
+  ["test_kl", "figures.kl", "figures.natsPerImage"],
+  ["test_neg_elbo", "figures.negElbo", "figures.natsPerImage"],
 ];
 
-/** The figures beside a plane: [label, value text] rows, from the metadata only. */
+/** The figures beside a plane, in the language shown: [label, value text] rows, from the
+ * metadata only. */
 export function figureRows(meta) {
   const kind = kindOf(meta);
-  const beta = kind === "vae" && meta?.beta != null && meta.beta !== "1" ? `, β = ${meta.beta}` : "";
-  const rows = [["model", `${KIND_WORDS[kind] ?? kind}${beta}`]];
+  const kindWords = has(`kind.${kind}`) ? t(`kind.${kind}`) : kind;
+  const model = kind === "vae" && meta?.beta != null && meta.beta !== "1" ? t("figures.kindBeta", { kind: kindWords, beta: meta.beta }) : kindWords;
+  const rows = [[t("figures.model"), model]];
   const data = datasetName(meta);
-  if (data) rows.push(["data", data]);
-  for (const [key, label, unit] of FIGURES) {
-    if (meta?.[key] != null && Number.isFinite(Number(meta[key]))) rows.push([label, `${Number(meta[key]).toFixed(1)} ${unit}`]);
+  if (data) rows.push([t("figures.data"), has(`dataset.${data}`) ? t(`dataset.${data}`) : data]);
+  for (const [key, label, value] of FIGURES) {
+    if (meta?.[key] != null && Number.isFinite(Number(meta[key]))) rows.push([t(label), t(value, { value: Number(meta[key]) })]);
   }
-  if (kind === "ae") rows.push(["KL", "no KL: a plain autoencoder"]);
-  if (kind === "pca") rows.push(["KL", "no KL: PCA's encoder is a fixed linear map"]);
+  if (kind === "ae") rows.push([t("figures.klLabel"), t("figures.noKlAe")]);
+  if (kind === "pca") rows.push([t("figures.klLabel"), t("figures.noKlPca")]);
   const cover = priorCoverage(meta);
-  if (cover != null) rows.push(["prior coverage", `${(100 * cover).toFixed(1)}% of prior draws land near a test-set code`]);
+  if (cover != null) rows.push([t("figures.coverage"), t("figures.coverageValue", { share: cover })]);
   const inside = codesInPrior(meta);
-  if (inside != null) rows.push(["codes in the prior", `${(100 * inside).toFixed(1)}% of test-set codes lie where 99% of the prior's draws fall`]);
+  if (inside != null) rows.push([t("figures.inside"), t("figures.insideValue", { share: inside })]);
   const ext = priorExtremes(meta);
-  if (ext) rows.push(["prior's draws by class", `fewest nearest “${ext.low.name}” (${(100 * ext.low.share).toFixed(1)}%), most nearest “${ext.high.name}” (${(100 * ext.high.share).toFixed(1)}%)`]);
+  if (ext) {
+    rows.push([t("figures.byClass"), t("figures.byClassValue", { low: ext.low.name, lowShare: ext.low.share, high: ext.high.name, highShare: ext.high.share })]);
+  }
   return rows;
 }
 
-/** Fills element `el` with the figure rows of `meta` as a definition list. */
+/** Fills element `el` with the figure rows of `meta` as a definition list, worded again after a
+ * switch of language. */
 export function showFigures(el, meta) {
+  if (!filled.has(el)) onLanguage(() => showFigures(el, filled.get(el)));
+  filled.set(el, meta);
   el.replaceChildren();
   for (const [label, value] of figureRows(meta)) {
     const dt = document.createElement("dt"), dd = document.createElement("dd");

@@ -13,9 +13,10 @@ import { showFigures, kindOf } from "./meta.js";
 import { makeAxisSliders, toPlane } from "./latent.js";
 import { clearElbo, isDeterministic } from "./elbo.js";
 import { setClean } from "./corrupt.js";
+import { t, errorText } from "./i18n.js";
 
-/** Loads a model file's bytes and shows it; `what` names it in error messages. Resolves to
- * whether it is now the page's model (if not, the previous one stays). */
+/** Loads a model file's bytes and shows it; `what()` names it in error messages (in the language
+ * shown). Resolves to whether it is now the page's model (if not, the previous one stays). */
 export async function loadModel(bytes, what) {
   const params = new URLSearchParams(location.search);
   const backend = params.get("backend") ?? "";
@@ -23,12 +24,13 @@ export async function loadModel(bytes, what) {
   try {
     explorer = await Explorer.load(bytes, backend);
   } catch (e) {
-    showError(`${what}: ${e.message ?? e}`);
+    showError(() => t(e?.code ? "models.unusable" : "models.failed", { what: what(), reason: errorText(e) }));
     return false;
   }
   if (explorer.latent() < 2 || explorer.side() ** 2 !== explorer.input()) {
     // The plane needs two latent dimensions, the digit a square picture.
-    showError(`${what}: this model's shape cannot be shown (a ${explorer.latent()}-dimensional latent, ${explorer.input()} inputs).`);
+    const shape = { latent: explorer.latent(), inputs: explorer.input() };
+    showError(() => t("models.badShape", { what: what(), ...shape }));
     explorer.free?.();
     return false;
   }
@@ -37,7 +39,7 @@ export async function loadModel(bytes, what) {
   try {
     embedding = await embeddingOf(explorer, metadata, backend);
   } catch (e) {
-    showError(`${what}: ${e.message ?? e}`);
+    showError(() => (e.words ? e.words(what()) : t("models.failed", { what: what(), reason: errorText(e) })));
     explorer.free?.();
     return false;
   }
@@ -99,20 +101,28 @@ async function embeddingOf(explorer, metadata, backend) {
   const mu = explorer.embeddingMu();
   if (mu.length) {
     // Class names for the legend, when the trainer recorded them (metadata dataset.classes).
-    return { mu, labels: explorer.embeddingLabels(), classes: dataset.classes, inPage: false, hasLogvar };
+    return { mu, labels: explorer.embeddingLabels(), classes: dataset.classes, dataset: dataset.name, inPage: false, hasLogvar };
   }
   const name = dataset.name ?? "mnist";
   const file = `models/testset-${name === "fashion-mnist" ? "fashion-mnist" : "mnist"}.safetensors`;
   const res = await fetch(file);
-  if (!res.ok) throw new Error(`this model has no embedding, and the test subset to encode for its plane (${file}) could not be fetched (HTTP ${res.status}).`);
+  if (!res.ok) throw pageError((what) => t("models.noTestset", { what, file, status: res.status }));
   const testset = Testset.parse(new Uint8Array(await res.arrayBuffer()));
   if (backend !== "cpu") await explorer.startGpu();
-  if (testset.side() ** 2 !== explorer.input()) throw new Error(`this model takes ${explorer.input()} inputs, but ${file} holds ${testset.side()} x ${testset.side()} pictures.`);
+  if (testset.side() ** 2 !== explorer.input()) {
+    const p = { file, inputs: explorer.input(), side: testset.side() };
+    throw pageError((what) => t("models.testsetSize", { what, ...p }));
+  }
   const encoded = await explorer.encode(testset.images());
   const onGpu = explorer.usesGpu();
-  const out = { onGpu, mu: Float32Array.from(encoded.mu), labels: testset.labels(), inPage: true, count: testset.count(), classes: testset.classes(), hasLogvar };
+  const out = { onGpu, mu: Float32Array.from(encoded.mu), labels: testset.labels(), inPage: true, count: testset.count(), classes: testset.classes(), dataset: name, hasLogvar };
   testset.free?.();
   return out;
+}
+
+// An error the page words itself: `words(what)` says it, naming the model.
+function pageError(words) {
+  return Object.assign(new Error(words("")), { words });
 }
 
 /** The plane coordinates of each embedding point, interleaved (x0, y0, x1, y1, ...). */

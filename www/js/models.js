@@ -4,6 +4,7 @@
 import { $, state } from "./state.js";
 import { showError } from "./status.js";
 import { loadModel } from "./model.js";
+import { t, has, onLanguage } from "./i18n.js";
 
 export const MANIFEST = "models/models.json";
 export const DEFAULT_MODEL = "mnist-2d.safetensors";
@@ -25,28 +26,50 @@ export async function readManifest() {
   }
 }
 
-/** The bytes of shipped model `file`; rejects with a sentence naming it and what went wrong. */
-export async function fetchModel(file, title = file) {
+/** A shipped model's title in the language shown: the catalogue's (models.titles.<file's stem>),
+ * else the manifest's. */
+export function titleOf(m) {
+  const key = `models.titles.${String(m?.file ?? "").replace(/\.safetensors$/, "")}`;
+  return has(key) ? t(key) : String(m?.title ?? m?.file ?? "");
+}
+
+/** An error whose text is made in the language shown when it is shown (`words()`). */
+export const wordedError = (words) => Object.assign(new Error(words()), { words });
+
+/** The bytes of shipped model `m` ({file, title}); rejects with a sentence naming it and what
+ * went wrong (its `words()`). */
+export async function fetchModel(m) {
+  const file = m.file, title = () => titleOf(m);
   let res;
   try {
     res = await fetch(`models/${encodeURIComponent(file)}`);
   } catch (e) {
-    throw new Error(`Could not fetch the model “${title}” (${e.message ?? e}).`);
+    throw wordedError(() => t("models.fetchFailed", { title: title(), reason: e.message ?? String(e) }));
   }
-  if (res.status === 404) {
-    throw new Error(`The model “${title}” (models/${file}) is not on this server: it has not been trained and shipped yet. Choose another one.`);
-  }
-  if (!res.ok) throw new Error(`Could not fetch the model “${title}” (models/${file}: HTTP ${res.status}).`);
+  if (res.status === 404) throw wordedError(() => t("models.notOnServer", { title: title(), file }));
+  if (!res.ok) throw wordedError(() => t("models.httpFailed", { title: title(), file, status: res.status }));
   return new Uint8Array(await res.arrayBuffer());
 }
 
-/** Fills `select` with the models and "load your own". */
-export function fillMenu(select, models, selected) {
-  select.replaceChildren(...models.map((m) => new Option(m.title, m.file, false, m.file === selected)), new Option("load your own…", OWN));
+/** Words the options of a model menu in the language shown. */
+function wordMenu(select, models) {
+  for (const o of select.options) {
+    if (o.value === OWN) o.text = t("models.own");
+    else if (o.dataset.own) o.text = t("models.yourFile", { name: o.dataset.own });
+    else o.text = titleOf(models.find((m) => m.file === o.value) ?? { file: o.value });
+  }
 }
 
-/** Makes `select` load the model chosen: `load(bytes, what)` resolves to whether it took; the
- * menu goes back to the model in use otherwise. "load your own" clicks `fileInput`. */
+/** Fills `select` with the models and "load your own", worded again after a switch of language. */
+export function fillMenu(select, models, selected) {
+  select.replaceChildren(...models.map((m) => new Option("", m.file, false, m.file === selected)), new Option("", OWN));
+  wordMenu(select, models);
+  onLanguage(() => wordMenu(select, models));
+}
+
+/** Makes `select` load the model chosen: `load(bytes, what)` (`what()` names the model) resolves
+ * to whether it took; the menu goes back to the model in use otherwise. "load your own" clicks
+ * `fileInput`. */
 export function wireMenu(select, models, fileInput, load) {
   let current = select.value;
   select.addEventListener("change", async () => {
@@ -56,14 +79,14 @@ export function wireMenu(select, models, fileInput, load) {
       fileInput.click();
       return;
     }
-    const m = models.find((x) => x.file === file);
+    const m = models.find((x) => x.file === file) ?? { file };
     try {
-      if (await load(await fetchModel(file, m?.title), `“${m?.title ?? file}”`)) {
+      if (await load(await fetchModel(m), () => t("models.quoted", { name: titleOf(m) }))) {
         current = file;
         return;
       }
     } catch (e) {
-      showError(e.message ?? String(e));
+      showError(e.words ?? (() => e.message ?? String(e)));
     }
     select.value = current;
   });
@@ -71,8 +94,8 @@ export function wireMenu(select, models, fileInput, load) {
     /** A file of the user's, loaded through the picker, shows in the menu as such. */
     markOwn(name) {
       select.querySelector("option[data-own]")?.remove();
-      const o = new Option(`your file: ${name}`, `own:${name}`, false, true);
-      o.dataset.own = "true";
+      const o = new Option(t("models.yourFile", { name }), `own:${name}`, false, true);
+      o.dataset.own = name;
       o.disabled = true;
       select.add(o, select.options.length - 1);
       current = o.value;
@@ -89,7 +112,7 @@ export async function setupModelMenu() {
   const menu = wireMenu(select, models, $("model-file"), loadModel);
   $("model-file").addEventListener("change", async (ev) => {
     const f = ev.target.files[0];
-    if (f && (await loadModel(new Uint8Array(await f.arrayBuffer()), `“${f.name}”`))) menu.markOwn(f.name);
+    if (f && (await loadModel(new Uint8Array(await f.arrayBuffer()), () => t("models.quoted", { name: f.name })))) menu.markOwn(f.name);
   });
   return models;
 }

@@ -4,9 +4,10 @@
 // canvas, so the second plane of compare mode (compare.js) draws its own with them. A latent of
 // more than two dimensions is seen along its principal axes (latent.js): the plane's coordinates
 // are those along the first two.
-import { $, state, fmt } from "./state.js";
+import { $, state } from "./state.js";
 import { showError } from "./status.js";
-import { classNames } from "./meta.js";
+import { classNames, datasetName, wordClasses } from "./meta.js";
+import { t, num, point as pointText, localize, onLanguage, errorText } from "./i18n.js";
 import { toPlane, fromPlane, restCoords } from "./latent.js";
 
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
@@ -44,7 +45,7 @@ export function viewOf(explorer) {
   const labels = explorer.embeddingLabels();
   const xy = new Float32Array(labels.length * 2);
   for (let i = 0; i < labels.length; i++) { xy[2 * i] = mu[i * d]; xy[2 * i + 1] = mu[i * d + 1] ?? 0; }
-  return { xy, labels, classes: classNames(explorer.metadata()) };
+  return { xy, labels, classes: classNames(explorer.metadata()), dataset: datasetName(explorer.metadata()) };
 }
 
 /** A symmetric range that holds 99.5% of a view's points, rounded up to a whole unit; along
@@ -83,7 +84,7 @@ export function paintBackdrop(ctx, { xy, labels }, range, manifoldCanvas, axes =
     const [, cy] = at([0, v]);
     ctx.beginPath(); ctx.moveTo(cx, 0); ctx.lineTo(cx, W); ctx.stroke();
     ctx.beginPath(); ctx.moveTo(0, cy); ctx.lineTo(W, cy); ctx.stroke();
-    const label = String(Number(v.toPrecision(3)));
+    const label = num(Number(v.toPrecision(3)));
     if (Math.abs(v) > 1e-9) { ctx.fillText(label, cx + 2, W / 2 - 3); ctx.fillText(label, W / 2 + 3, cy - 2); }
   }
   ctx.strokeStyle = "#bbb";
@@ -100,12 +101,13 @@ export function paintBackdrop(ctx, { xy, labels }, range, manifoldCanvas, axes =
   return ctx.getImageData(0, 0, W, W);
 }
 
-/** Fills the legend element `el` with class `names` in the scatter's colours. */
-export function showLegend(el, names) {
+/** Fills the legend element `el` with class `names` of data set `dataset` in the scatter's
+ * colours, in the language shown (meta.js's wordClasses). */
+export function showLegend(el, names, dataset) {
   el.replaceChildren(...names.slice(0, COLORS.length).map((name, i) => {
     const s = document.createElement("span");
     s.style.setProperty("--c", COLORS[i]);
-    s.textContent = name;
+    localize(s, () => wordClasses(dataset, names)[i]);
     return s;
   }));
 }
@@ -131,7 +133,7 @@ export function drawBackdrop() {
   planeBackdrop = paintBackdrop(pctx, view, state.range, m, state.projection ? ["a₁", "a₂"] : ["z₁", "z₂"]);
   planeBare = true;
   // The test subset's class names when the plane shows it, else the model's.
-  showLegend($("legend"), view.classes ?? classNames(e.metadata()));
+  showLegend($("legend"), view.classes ?? classNames(e.metadata()), view.dataset ?? datasetName(e.metadata()));
 }
 /** Redraws the plane over its backdrop: the encoder's sigma ellipses, the samples, the point.
  * While the point is dragged there are neither, and the canvas, left as it is, is not redrawn:
@@ -148,11 +150,11 @@ export function drawPlane() {
  * coordinates `xy`, clamped to the plane: by a transform, in units of the plane's size (cqw,
  * cqh), so with no layout. Given the full latent point `z`, a point that is a slider (the first;
  * the second is hidden from assistive technology) also gets it as text. */
-export function placePoint(point, canvas, range, xy, z = null) {
+export function placePoint(pointEl, canvas, range, xy, z = null) {
   const clamped = xy.map((v) => Math.max(-range, Math.min(range, v)));
   const [px, py] = toCanvasOf(canvas.width, range, clamped);
-  point.style.transform = `translate(${(100 * px) / canvas.width}cqw, ${(100 * py) / canvas.height}cqh)`;
-  if (z) point.setAttribute("aria-valuetext", `z = ${fmt(z)}`);
+  pointEl.style.transform = `translate(${(100 * px) / canvas.width}cqw, ${(100 * py) / canvas.height}cqh)`;
+  if (z) pointEl.setAttribute("aria-valuetext", t("digit.z", { z: pointText(z) }));
 }
 
 function drawOverlays() {
@@ -219,7 +221,7 @@ export async function showManifold() {
     drawBackdrop();
     drawPlane();
   } catch (err) {
-    showError(`Decoding the manifold failed: ${err.message ?? err}`);
+    showError(() => t("plane.manifoldFailed", { reason: errorText(err) }));
   }
 }
 
@@ -228,3 +230,6 @@ function manifoldIsCurrent(e) {
   const m = state.manifold;
   return m?.explorer === e && m.range === state.range && m.rest === restCoords().join();
 }
+
+// A switch of language: the grid's numbers are redrawn in its number format.
+onLanguage(() => { if (state.explorer && planeBackdrop) { drawBackdrop(); planeBare = false; drawPlane(); } });

@@ -1,6 +1,7 @@
 // The point and what follows it: moving the point redraws the plane and decodes its digit;
 // sampling draws z = mu + sigma * eps around it, on the plane and as a strip of digits.
-import { $, state, fmt } from "./state.js";
+import { $, state } from "./state.js";
+import { t, point, errorText } from "./i18n.js";
 import { setStatus, showError } from "./status.js";
 import { drawPlane } from "./plane.js";
 import { paintDigit, requestDecode } from "./digit.js";
@@ -46,13 +47,13 @@ export async function sample() {
       const zi = Array.from(z.slice(i * d, (i + 1) * d));
       state.samples.push(zi);
       const c = document.createElement("canvas");
-      c.title = `z = ${fmt(zi)}`;
+      c.title = t("digit.z", { z: point(zi) });
       paintDigit(c, pixels, i * state.side * state.side);
       strip.appendChild(c);
     }
     drawPlane();
     setStatus(); // the GPU may have failed while sampling
   } catch (err) {
-    showError(`Sampling failed: ${err.message ?? err}`);
+    showError(() => t("digit.samplingFailed", { reason: errorText(err) }));
   }
 }

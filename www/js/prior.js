@@ -3,34 +3,33 @@
 // page's model and, in compare mode, the second one: the same seed gives both the same z's. The
 // first press uses FIRST_PRIOR_SEED, so everyone sees the same draws; "again" takes the next seed.
 // Beside the grids, each model's prior-coverage figure, and words that follow from those figures.
-import { $, state, fmt } from "./state.js";
+import { $, state } from "./state.js";
 import { setStatus, showError } from "./status.js";
 import { drawPlane } from "./plane.js";
 import { paintDigit } from "./digit.js";
 import { secondExplorer, showSecondDots } from "./compare.js";
 import { kindOf, priorCoverage, codesInPrior, priorExtremes } from "./meta.js";
+import { t, point, localize, errorText } from "./i18n.js";
 
 export const PRIOR_SAMPLES = 16;
 export const FIRST_PRIOR_SEED = 1;
 
-const percent = (v) => `${(100 * v).toFixed(1)}%`;
-
-/** The words beside the grids, from the figures of the models shown ([{title, meta}]): what the
- * coverage figure is, each model's, and which covers more. Nothing is claimed that the figures do
- * not say. */
+/** The words beside the grids, in the language shown, from the figures of the models shown
+ * ([{title, meta}], `title()` a model's name): what the coverage figure is, each model's, and
+ * which covers more. Nothing is claimed that the figures do not say. */
 export function priorText(shown) {
-  const parts = [`${PRIOR_SAMPLES} draws z ~ N(0, I), the same for every model shown, decoded by each.`];
-  const covers = shown.map(({ title, meta }) => ({ title, kind: kindOf(meta), cover: priorCoverage(meta) }));
+  const parts = [t("prior.intro", { count: PRIOR_SAMPLES })];
+  const covers = shown.map(({ title, meta }) => ({ title: title(), kind: kindOf(meta), cover: priorCoverage(meta) }));
   const known = covers.filter((c) => c.cover != null);
   if (known.length) {
-    parts.push("Prior coverage is the share of 1,000 fixed draws from N(0, I) that land near a test-set code (within a small distance scaled to the codes' spread):");
-    parts.push(known.map((c) => `${c.title} ${percent(c.cover)}`).join(", ") + ".");
+    parts.push(t("prior.coverageIs", { draws: 1000 }));
+    parts.push(known.map((c) => t("prior.coverageOf", { title: c.title, share: c.cover })).join(t("prior.listSeparator")) + t("prior.end"));
   } else {
-    parts.push(shown.length > 1 ? "Neither model's file records a prior-coverage figure." : "This model's file records no prior-coverage figure.");
+    parts.push(t(shown.length > 1 ? "prior.noneBoth" : "prior.noneOne"));
   }
   if (known.length === 2 && known[0].cover !== known[1].cover) {
     const [hi, lo] = known[0].cover > known[1].cover ? known : [known[1], known[0]];
-    parts.push(`More of ${hi.title}'s draws land where its digits are; the rest of ${lo.title}'s land away from its codes, where no test-set digit was encoded.`);
+    parts.push(t("prior.compare", { hi: hi.title, lo: lo.title }));
   }
   // Where the codes lie relative to N(0, I), and which classes the prior's draws reach: the
   // figures that set a plain autoencoder apart (its decoder, too, draws digits between clusters).
@@ -38,7 +37,9 @@ export function priorText(shown) {
     const inside = codesInPrior(meta), ext = priorExtremes(meta);
     if (inside == null || !ext) continue;
     const plain = kindOf(meta) !== "vae";
-    parts.push(`${title}: ${percent(inside)} of its test-set codes lie inside the circle holding 99% of the prior's draws, and the draws land nearest “${ext.low.name}” least often (${percent(ext.low.share)}) and “${ext.high.name}” most often (${percent(ext.high.share)})${plain ? ": with no KL term pulling its codes toward N(0, I), the prior's samples reach only the codes near the origin, though its decoder still draws confident shapes between its clusters (try the manifold backdrop)" : ""}.`);
+    parts.push(t(plain ? "prior.wherePlain" : "prior.where", {
+      title: title(), inside, low: ext.low.name, lowShare: ext.low.share, high: ext.high.name, highShare: ext.high.share,
+    }));
   }
   return parts.join(" ");
 }
@@ -47,13 +48,13 @@ function grid(title, cover, pixels, zs, testid) {
   const box = document.createElement("figure");
   box.className = "prior-grid";
   const cap = document.createElement("figcaption");
-  cap.textContent = cover == null ? title : `${title}: prior coverage ${percent(cover)}`;
+  localize(cap, () => (cover == null ? title() : t("prior.gridCaption", { title: title(), share: cover })));
   const cells = document.createElement("div");
   cells.className = "samples";
   cells.dataset.testid = testid;
   zs.forEach((z, i) => {
     const c = document.createElement("canvas");
-    c.title = `z = ${fmt(z)}`;
+    c.title = t("digit.z", { z: point(z) });
     c.dataset.z = z.join(",");
     paintDigit(c, pixels, i * state.side * state.side);
     cells.appendChild(c);
@@ -64,10 +65,10 @@ function grid(title, cover, pixels, zs, testid) {
 
 /** Draws PRIOR_SAMPLES z's with seed `seed` and shows them for the model(s). */
 export async function drawPrior(seed) {
-  const models = [{ e: state.explorer, title: "this model", testid: "prior-grid" }];
+  const models = [{ e: state.explorer, title: () => t("prior.thisModel"), testid: "prior-grid" }];
   const e2 = secondExplorer();
-  if (e2) models.push({ e: e2, title: state.second.title, testid: "prior-grid-2" });
-  if (e2) models[0].title = $("model-select").selectedOptions[0]?.text ?? "the first model";
+  if (e2) models.push({ e: e2, title: () => state.second.title, testid: "prior-grid-2" });
+  if (e2) models[0].title = () => $("model-select").selectedOptions[0]?.text ?? t("prior.firstModel");
   try {
     // Both at once: neither waits for the other.
     const results = await Promise.all(models.map(({ e }) => {
@@ -84,12 +85,12 @@ export async function drawPrior(seed) {
     if (e2) showSecondDots(Array.from({ length: PRIOR_SAMPLES }, (_, i) => Array.from(results[1].z.slice(2 * i, 2 * i + 2))));
     const shown = models.map(({ e, title }) => ({ title, meta: e.metadata() }));
     $("prior-grids").replaceChildren(...models.map(({ title, testid }, k) => grid(title, priorCoverage(shown[k].meta), results[k].pixels, zs, testid)));
-    $("prior-text").textContent = priorText(shown);
+    localize($("prior-text"), () => priorText(shown));
     $("prior-text").hidden = false;
     $("prior-again").disabled = false;
     setStatus(); // the GPU may have failed while sampling
   } catch (err) {
-    showError(`Sampling from the prior failed: ${err.message ?? err}`);
+    showError(() => t("prior.failed", { reason: errorText(err) }));
   }
 }
 

@@ -1,5 +1,5 @@
 // What every part of the page shares: the one mutable state object (also the tests' view of the
-// page, as window.explorer.state) and three small helpers. Imports nothing, so any module may
+// page, as window.explorer.state) and two small helpers. Imports nothing, so any module may
 // import it without making a cycle.
 
 export const $ = (id) => document.getElementById(id);
@@ -32,5 +32,3 @@ export const state = {
 /** Appends a timing to `list`, keeping the last 1000. */
 export const record = (list, ms) => { list.push(ms); if (list.length > 1000) list.shift(); };
 
-/** A latent point as text: "0.123, -1.500". */
-export const fmt = (z) => z.map((v) => v.toFixed(3)).join(", ");

@@ -1,23 +1,21 @@
 // What the page tells the user about itself: the error line, and the status line with the
-// backend in use and, when it runs on the CPU, a plain sentence saying why.
+// backend in use and, when it runs on the CPU, a plain sentence saying why (its code comes from
+// the Rust side, FallbackCause::code; the technical detail goes under "details").
 import { $, state } from "./state.js";
+import { t, has, localize, unlocalize, onLanguage } from "./i18n.js";
 
-// Why the explorer runs on the CPU, one plain sentence per cause; the codes come from the Rust
-// side (FallbackCause::code), the technical detail goes under "details".
-const CPU_REASONS = {
-  "no-webgpu": "This browser has no WebGPU, so the explorer runs on the CPU instead; everything still works.",
-  "no-adapter": "This browser has WebGPU but offered no GPU to use, so the explorer runs on the CPU instead; everything still works.",
-  "device-lost": "The GPU stopped responding (its device was lost), so the explorer now runs on the CPU; everything still works.",
-  "requested-cpu": "You asked for the CPU with ?backend=cpu, so the explorer runs on the CPU; everything works just the same.",
-  "gpu-failed": "The GPU ran into an error, so the explorer now runs on the CPU; everything still works.",
-  "cpu-faster": "Here the CPU draws digits faster than this browser's GPU adapter, so the explorer uses the CPU; add ?backend=webgpu to the address to use the GPU anyway.",
-};
-
-/** Shows `message` in the error line; an empty message hides it. */
-export function showError(message) {
+/** Shows an error in the error line: `render` makes its text in the language shown (and again
+ * after a switch of language); an empty string hides the line. */
+export function showError(render) {
   const el = $("error");
-  el.textContent = message;
-  el.hidden = !message;
+  if (!render) {
+    unlocalize(el);
+    el.textContent = "";
+    el.hidden = true;
+    return;
+  }
+  localize(el, typeof render === "function" ? render : () => render);
+  el.hidden = false;
 }
 
 // The page's own, cheap estimate of drag latency: the median over the last digits shown of the
@@ -26,7 +24,7 @@ export function showError(message) {
 function latencyEstimate() {
   const xs = state.latencies.slice(-60).sort((a, b) => a - b);
   if (!xs.length) return "";
-  return ` · input to next frame's start ${xs[xs.length >> 1].toFixed(1)} ms (page's own estimate; on screen later)`;
+  return t("status.latency", { ms: xs[xs.length >> 1] });
 }
 
 // Text that changes with every move (the timings, the point's coordinates) is written at most
@@ -56,16 +54,17 @@ let statusShown = null; // the status line's parts other than the timings, as la
 export function setStatus() {
   const e = state.explorer;
   if (!e) return;
-  const t = state.lastDecodeMs == null ? "" : ` · last decode ${state.lastDecodeMs.toFixed(1)} ms`;
-  const where = state.digitOnGpu && e.drawsOnGpu() ? " · drawn on the GPU" : "";
+  const t0 = state.lastDecodeMs == null ? "" : t("status.lastDecode", { ms: state.lastDecodeMs });
+  const where = state.digitOnGpu && e.drawsOnGpu() ? t("status.drawnOnGpu") : "";
   const n = e.recoveries?.() ?? 0;
-  const lost = n ? ` · recovered from ${n} lost GPU device${n > 1 ? "s" : ""}` : "";
-  const starting = state.gpuStarting ? " · starting WebGPU…" : "";
+  const lost = n ? t("status.recovered", { count: n }) : "";
+  const starting = state.gpuStarting ? t("status.starting") : "";
   // A model file without an embedding: say where the plane's points come from.
   const emb = state.embedding;
-  const plane = emb?.inPage ? ` · the plane is the shipped ${emb.count.toLocaleString("en")}-image test subset, encoded in the page${emb.onGpu ? " on the GPU" : ""} (the model file has no embedding)` : "";
-  const text = `backend: ${e.backend()}${where}${starting}${t}${latencyEstimate()}${lost}${plane}`;
-  const parts = `${e.backend()}${where}${starting}${lost}${plane}`;
+  const plane = emb?.inPage ? t(emb.onGpu ? "status.inPageGpu" : "status.inPage", { count: emb.count }) : "";
+  const backend = backendText(e.backendInfo());
+  const text = `${backend}${where}${starting}${t0}${latencyEstimate()}${lost}${plane}`;
+  const parts = `${backend}${where}${starting}${lost}${plane}`;
   if (parts === statusShown) {
     setTextSoon("status", text);
   } else {
@@ -76,11 +75,25 @@ export function setStatus() {
   const note = e.gpuNote();
   if ($("notice").hidden !== !note) $("notice").hidden = !note;
   if (note) {
-    setText("notice-text", CPU_REASONS[note.cause] ?? CPU_REASONS["gpu-failed"]);
+    const key = `cpuReason.${note.cause}`;
+    setText("notice-text", t(has(key) ? key : "cpuReason.gpu-failed"));
     setText("notice-detail", `${note.cause}: ${note.detail}`);
   }
-  setText("sampling-where", e.usesGpu() ? "GPU" : "CPU");
+  const on = e.usesGpu() ? "GPU" : "CPU";
+  $("sampling-sub").dataset.where = on;
+  setText("sampling-sub", t("digit.samplingSub", { where: t(on === "GPU" ? "digit.gpu" : "digit.cpu") }));
 }
+
+// Where the work runs, in words: the GPU's adapter or the CPU, with the timings of the race that
+// chose it.
+function backendText({ gpu, gpuMs, cpuMs }) {
+  const raced = gpuMs != null && cpuMs != null;
+  if (gpu) return t(raced ? "status.backendGpuRaced" : "status.backendGpu", { adapter: gpu, gpuMs, cpuMs });
+  return t(raced ? "status.backendCpuFaster" : "status.backendCpu", { gpuMs, cpuMs });
+}
+
+// A switch of language: the status line is written anew at once.
+onLanguage(() => { statusShown = null; setStatus(); });
 
 // Sets an element's text when it differs: setting the same text anew still means a layout.
 function setText(id, text) {

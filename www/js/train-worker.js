@@ -41,11 +41,15 @@ async function loop() {
     view();
   } catch (e) {
     running = false;
-    postMessage({ type: "error", message: e.message ?? String(e) });
+    postMessage({ type: "error", error: asData(e) });
   } finally {
     looping = false;
   }
 }
+
+// An error as a message can carry it: its English text, and the code and parameters the page
+// words it with (crate/error_code.rs).
+const asData = (e) => ({ message: e?.message ?? String(e), code: e?.code, params: e?.params });
 
 // Requests that answer: {id, type, ...}; the reply is {type: "reply", id, value} or an error.
 const handlers = {
@@ -74,6 +78,6 @@ onmessage = async ({ data: msg }) => {
     const value = await handlers[msg.type](msg);
     if (msg.id != null) postMessage({ type: "reply", id: msg.id, value });
   } catch (e) {
-    if (msg.id != null) postMessage({ type: "reply", id: msg.id, error: e.message ?? String(e) });
+    if (msg.id != null) postMessage({ type: "reply", id: msg.id, error: asData(e) });
   }
 };

@@ -11,10 +11,13 @@ import { paintBackdrop, rangeOf, showLegend, toCanvasOf, fromClientOf } from "./
 import { paintDigit } from "./digit.js";
 import { drawCurves } from "./curves.js";
 import { loadModel } from "./model.js";
+import { t, num, localize, errorText, onLanguage } from "./i18n.js";
 
 const VIEW_MS = 120;     // the view is refreshed more than 5 times a second while training runs
 const GROUP_MS = 60;     // GPU steps per submission are sized to about this much GPU time
 const PRIOR_SAMPLES = 16;
+// The shipped subsets' sizes (www/data/train-*.safetensors.gz, www/models/testset-*.safetensors).
+const SUBSETS = { images: 10000, perClass: 1000, test: 2000 };
 const DATA = (name) => `data/train-${name}.safetensors.gz`;
 const TESTSET = (name) => `models/testset-${name}.safetensors`;
 
@@ -34,7 +37,14 @@ function priorDraws(n) {
   return Float32Array.from({ length: 2 * n }, () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u()));
 }
 
-const say = (text) => { $("train-note").textContent = text; };
+/** Says `render()` in the panel's note, in the language shown (again after a switch). */
+const say = (render) => localize($("train-note"), render);
+/** An error the panel shows: the words it carries, a Rust error's code, or its message. */
+const words = (e) => () => (e?.words ? e.words() : errorText(e));
+/** An error sent by the worker (`{message, code, params}`), as an Error again. */
+const fromData = (d) => Object.assign(new Error(d?.message ?? String(d)), { code: d?.code, params: d?.params });
+/** An error the page words itself. */
+const worded = (render) => Object.assign(new Error(render()), { words: render });
 const dataName = () => $("train-data").value;
 
 function settings() {
@@ -46,24 +56,24 @@ function settings() {
 
 async function fetchBytes(url, what) {
   const res = await fetch(url);
-  if (!res.ok) throw new Error(`${what} (${url}) could not be fetched (HTTP ${res.status}).`);
+  if (!res.ok) throw worded(() => t("train.fetchFailed", { what: t(what), url, status: res.status }));
   return new Uint8Array(await res.arrayBuffer());
 }
 
 /** The training data and test subset of data set `name`: fetched and checked on first use. */
 async function dataFor(name) {
   if (!T.data.has(name)) {
-    const bytes = await fetchBytes(DATA(name), "The training data");
+    const bytes = await fetchBytes(DATA(name), "train.trainingData");
     let set;
-    try { set = Testset.parse(bytes); } catch (e) { throw new Error(`The training data file ${DATA(name)} cannot be used: ${e.message ?? e}`); }
+    try { set = Testset.parse(bytes); } catch (e) { throw worded(() => t("train.dataUnusable", { file: DATA(name), reason: errorText(e) })); }
     T.counts.set(name, set.count());
     set.free?.();
     T.data.set(name, bytes);
   }
   if (!T.tests.has(name)) {
-    const t = Testset.parse(await fetchBytes(TESTSET(name), "The test subset"));
-    T.tests.set(name, { images: t.images(), labels: t.labels(), classes: t.classes() });
-    t.free?.();
+    const set = Testset.parse(await fetchBytes(TESTSET(name), "train.testSubset"));
+    T.tests.set(name, { images: set.images(), labels: set.labels(), classes: set.classes() });
+    set.free?.();
   }
   return { bytes: T.data.get(name), test: T.tests.get(name) };
 }
@@ -71,7 +81,7 @@ async function dataFor(name) {
 // ---- the two ways of running: the same interface ----
 
 class GpuRun {
-  constructor(t, test) { this.t = t; this.test = test; this.running = false; this.loop = null; this.where = `WebGPU (${t.adapter()})`; }
+  constructor(training, test) { this.t = training; this.test = test; this.running = false; this.loop = null; const adapter = training.adapter(); this.where = () => t("train.whereGpu", { adapter }); }
   // `running` stays true until the last queued step has been read back; `want` asks the loop
   // to stop queueing.
   start() { if (!this.running) { this.running = this.want = true; this.loop = this.go(); } }
@@ -121,15 +131,15 @@ class GpuRun {
 
 class CpuRun {
   constructor(worker) {
-    this.w = worker; this.next = 1; this.replies = new Map(); this.running = false; this.where = "the CPU (a Web Worker)";
+    this.w = worker; this.next = 1; this.replies = new Map(); this.running = false; this.where = () => t("train.whereCpu");
     worker.onmessage = ({ data: m }) => {
-      if (m.type === "reply") { const r = this.replies.get(m.id); this.replies.delete(m.id); m.error ? r.reject(new Error(m.error)) : r.resolve(m.value); }
+      if (m.type === "reply") { const r = this.replies.get(m.id); this.replies.delete(m.id); m.error ? r.reject(fromData(m.error)) : r.resolve(m.value); }
       else if (m.type === "results") onResults(m.results);
       else if (m.type === "view") onView(m);
       else if (m.type === "stopped") { this.running = false; onPaused(); }
-      else if (m.type === "error") { this.running = false; onFailure(new Error(m.message), this); onPaused(); }
+      else if (m.type === "error") { this.running = false; onFailure(fromData(m.error), this); onPaused(); }
     };
-    worker.onerror = (e) => { this.running = false; onFailure(new Error(`the training worker failed: ${e.message}`), this); };
+    worker.onerror = (e) => { this.running = false; onFailure(worded(() => t("train.workerFailed", { reason: e.message })), this); };
   }
   static async create(settings, bytes, test, resume = null) {
     const run = new CpuRun(new Worker(new URL("./train-worker.js", import.meta.url), { type: "module" }));
@@ -177,12 +187,13 @@ function showProgress() {
   const last = T.history[T.history.length - 1];
   const rate = examplesPerSecond();
   const epochs = T.history.length && T.dataCount ? (T.steps * Number($("train-batch").value)) / T.dataCount : 0;
-  $("train-progress").textContent = [
-    `step ${T.steps.toLocaleString()}`, `epoch ${epochs.toFixed(2)}`,
-    last ? `−ELBO ${last.loss.toFixed(1)} per image` : null,
-    rate && T.run?.running ? `${Math.round(rate).toLocaleString()} examples/s` : null,
-    T.run ? `on ${T.run.where}` : null,
-  ].filter(Boolean).join(" · ");
+  const running = T.run?.running, run = T.run, steps = T.steps;
+  localize($("train-progress"), () => [
+    t("train.step", { n: steps }), t("train.epoch", { n: epochs }),
+    last ? t("train.loss", { value: last.loss }) : null,
+    rate && running ? t("train.rate", { n: Math.round(rate) }) : null,
+    run ? t("train.on", { where: run.where() }) : null,
+  ].filter(Boolean).join(t("train.separator")));
 }
 
 let curvesPending = false;
@@ -211,12 +222,12 @@ function drawPoint(canvas) {
 }
 
 function onFailure(e, run) {
-  const message = e.message ?? String(e);
-  if (run instanceof GpuRun && /lost/i.test(message)) {
-    say(`The GPU device was lost, so training paused at step ${T.steps}. You can continue on the CPU from the last weights read back.`);
+  if (run instanceof GpuRun && (e?.code === "gpu.device-lost" || /lost/i.test(e?.message ?? ""))) {
+    const n = T.steps;
+    say(() => t("train.lost", { n }));
     $("train-continue-cpu").hidden = false;
   } else {
-    say(message);
+    say(words(e));
   }
   T.failed = true;
 }
@@ -245,31 +256,35 @@ async function newRun() {
   $("train-continue-cpu").hidden = true;
   $("train-progress").dataset.steps = "0";
   $("train-progress").dataset.loss = "";
-  say(`Loading the ${$("train-data").selectedOptions[0].text} training images…`);
+  const dataKey = T.dataset === "fashion-mnist" ? "train.fashion" : "train.mnist";
+  say(() => t("train.loading", { data: t(dataKey) }));
   const { bytes, test } = await dataFor(T.dataset);
   T.dataCount = T.counts.get(T.dataset);
-  showLegend($("train-legend"), test.classes);
+  showLegend($("train-legend"), test.classes, T.dataset);
   const s = settings();
   const want = $("train-backend").value;
-  let note = "";
+  let note = null;
   if (want !== "cpu" && navigator.gpu) {
     try {
-      const t = await GpuTraining.start(s, bytes);
-      if (want === "auto" && t.isSoftware()) {
-        note = `The GPU adapter here (${t.adapter()}) is a software one, so the CPU trains faster: training runs on the CPU in a worker. Choose “WebGPU” to use it anyway.`;
-        t.free?.();
+      const training = await GpuTraining.start(s, bytes);
+      if (want === "auto" && training.isSoftware()) {
+        const adapter = training.adapter();
+        note = () => t("train.software", { adapter });
+        training.free?.();
       } else {
-        T.run = new GpuRun(t, test);
+        T.run = new GpuRun(training, test);
       }
     } catch (e) {
-      if (want === "webgpu" || /training data|settings/i.test(e.message ?? "")) throw e;
-      note = `WebGPU could not start (${e.message ?? e}), so training runs on the CPU in a worker.`;
+      // Bad data or settings fail on the CPU too: said as they are.
+      if (want === "webgpu" || e?.code?.startsWith("testset.") || e?.code === "model.config") throw e;
+      note = () => t("train.noStart", { reason: errorText(e) });
     }
   } else if (want === "webgpu") {
-    throw new Error("This browser has no WebGPU (navigator.gpu is undefined): choose the CPU.");
+    throw worded(() => t("train.noWebgpu"));
   }
   T.run ??= await CpuRun.create(s, bytes, test);
-  say(note || `Ready: press start. Training runs on ${T.run.where}.`);
+  const where = T.run.where;
+  say(note ?? (() => t("train.ready", { where: where() })));
   await T.run.pointMoved?.();
   if (T.run instanceof GpuRun) await T.run.view();
   drawCurves($("train-curves"), T.history);
@@ -281,7 +296,7 @@ async function locked(f) {
   if (T.busy) { T.then = f; return; }
   T.busy = f;
   buttons();
-  try { await f(); } catch (e) { say(e.message ?? String(e)); T.failed = !T.run; } finally { T.busy = null; buttons(); }
+  try { await f(); } catch (e) { say(words(e)); T.failed = !T.run; } finally { T.busy = null; buttons(); }
   const next = T.then;
   T.then = null;
   if (next) await locked(next);
@@ -290,7 +305,8 @@ async function locked(f) {
 async function start() {
   if (!T.run) await newRun();
   T.run.start();
-  say(`Training on ${T.run.where}.`);
+  const where = T.run.where;
+  say(() => t("train.training", { where: where() }));
 }
 
 async function save() {
@@ -303,7 +319,7 @@ async function save() {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
-  say(`Saved ${name} (${bytes.length.toLocaleString()} bytes): it loads in the model picker, in manifold and in PyTorch.`);
+  say(() => t("train.saved", { name, bytes: bytes.length }));
 }
 
 async function continueOnCpu() {
@@ -317,12 +333,15 @@ async function continueOnCpu() {
   T.failed = false;
   $("train-continue-cpu").hidden = true;
   T.run.start();
-  say(`Continuing on ${T.run.where} from step ${T.steps}.`);
+  const where = T.run.where, n = T.steps;
+  say(() => t("train.continuing", { where: where(), n }));
 }
 
 export function setupTrain() {
   for (const [name, sizes] of hiddenPresets().map((p) => p.split(":"))) {
-    $("train-hidden").append(new Option(`${name} (${sizes.replace(",", ", ")})`, name));
+    const o = new Option("", name);
+    $("train-hidden").append(o);
+    localize(o, () => t("train.hiddenOption", { name: t(name === "small" ? "train.hiddenSmall" : "train.hiddenDefault"), sizes: sizes.replace(",", ", ") }));
   }
   if (new URLSearchParams(location.search).get("backend") === "cpu") $("train-backend").value = "cpu";
   $("train-panel").addEventListener("click", () => {
@@ -336,7 +355,8 @@ export function setupTrain() {
   $("train-save").addEventListener("click", () => locked(save));
   $("train-use").addEventListener("click", () => locked(async () => {
     T.model = await T.run.model();
-    if (await loadModel(T.model, "The model trained here")) say(`The explorer now shows the model trained here (step ${T.steps}).`);
+    const n = T.steps;
+    if (await loadModel(T.model, () => t("models.trainedHere"))) say(() => t("train.used", { n }));
   }));
   $("train-continue-cpu").addEventListener("click", () => locked(continueOnCpu));
   for (const id of ["train-data", "train-kind", "train-hidden", "train-lr", "train-batch", "train-seed", "train-backend"]) {
@@ -344,8 +364,8 @@ export function setupTrain() {
   }
   $("train-beta").addEventListener("input", () => {
     const b = Number($("train-beta").value);
-    $("train-beta-val").textContent = b.toFixed(1);
-    T.run?.setBeta(b).catch((e) => say(e.message ?? String(e)));
+    localize($("train-beta-val"), () => num(b, "f1"));
+    T.run?.setBeta(b).catch((e) => say(words(e)));
   });
   const plane = $("train-plane");
   const move = (ev) => {
@@ -357,6 +377,11 @@ export function setupTrain() {
   const grid = $("train-prior");
   for (let i = 0; i < PRIOR_SAMPLES; i++) grid.append(Object.assign(document.createElement("canvas"), { width: 28, height: 28 }));
   drawCurves($("train-curves"), []);
+  localize($("train-progress"), () => t("train.notStarted"));
+  localize($("train-prior-caption"), () => t("train.priorDraws", { count: PRIOR_SAMPLES }));
+  localize($("train-about"), () => t("train.about", SUBSETS));
+  localize($("train-beta-val"), () => num(Number($("train-beta").value), "f1"));
+  onLanguage(() => drawCurves($("train-curves"), T.history));
   buttons();
 }
 
