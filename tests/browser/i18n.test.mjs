@@ -91,8 +91,13 @@ test("every string the page shows comes from the catalogue (pseudo-language ?lan
   const { browser, page, errors } = await openPage(site, { ...CPU, query: "?lang=qps" });
   try {
     await unfold(page);
-    // Things the page says only on request: the prior's grids and words, an encoded drawing's
-    // q(z|x) and ELBO, a corruption, an interpolation's first end, an error.
+    // Things the page says only on request: a few training steps (progress, curves), the prior's
+    // grids and words, an encoded drawing's q(z|x) and ELBO, a corruption, an interpolation's
+    // first end, an error.
+    await page.evaluate(() => window.explorer.train.stopAt(5));
+    await page.click('[data-testid="train-start"]');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="train-progress"]').dataset.steps) >= 5
+      && !document.querySelector('[data-testid="train-start"]').disabled);
     await page.click('[data-testid="prior-samples"]');
     await page.waitForFunction(() => !document.querySelector('[data-testid="prior-text"]').hidden);
     await page.locator('[data-testid="draw-pad"]').scrollIntoViewIfNeeded();

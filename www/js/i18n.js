@@ -128,6 +128,10 @@ export function errorText(e) {
   return e?.message ?? String(e);
 }
 
+/** An error the page words itself: `words(...)` says it in the language shown when it is shown
+ * (its arguments, if any, are the caller's: a model's name); the message is for the console. */
+export const wordedError = (words) => Object.assign(new Error(words("")), { words });
+
 /** Sets `el`'s text to what `render()` returns, now and after every switch of language. */
 export function localize(el, render) {
   localized.set(el, render);

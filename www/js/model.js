@@ -13,7 +13,7 @@ import { showFigures, kindOf } from "./meta.js";
 import { makeAxisSliders, toPlane } from "./latent.js";
 import { clearElbo, isDeterministic } from "./elbo.js";
 import { setClean } from "./corrupt.js";
-import { t, errorText } from "./i18n.js";
+import { t, errorText, wordedError } from "./i18n.js";
 
 /** Loads a model file's bytes and shows it; `what()` names it in error messages (in the language
  * shown). Resolves to whether it is now the page's model (if not, the previous one stays). */
@@ -106,23 +106,18 @@ async function embeddingOf(explorer, metadata, backend) {
   const name = dataset.name ?? "mnist";
   const file = `models/testset-${name === "fashion-mnist" ? "fashion-mnist" : "mnist"}.safetensors`;
   const res = await fetch(file);
-  if (!res.ok) throw pageError((what) => t("models.noTestset", { what, file, status: res.status }));
+  if (!res.ok) throw wordedError((what) => t("models.noTestset", { what, file, status: res.status }));
   const testset = Testset.parse(new Uint8Array(await res.arrayBuffer()));
   if (backend !== "cpu") await explorer.startGpu();
   if (testset.side() ** 2 !== explorer.input()) {
     const p = { file, inputs: explorer.input(), side: testset.side() };
-    throw pageError((what) => t("models.testsetSize", { what, ...p }));
+    throw wordedError((what) => t("models.testsetSize", { what, ...p }));
   }
   const encoded = await explorer.encode(testset.images());
   const onGpu = explorer.usesGpu();
   const out = { onGpu, mu: Float32Array.from(encoded.mu), labels: testset.labels(), inPage: true, count: testset.count(), classes: testset.classes(), dataset: name, hasLogvar };
   testset.free?.();
   return out;
-}
-
-// An error the page words itself: `words(what)` says it, naming the model.
-function pageError(words) {
-  return Object.assign(new Error(words("")), { words });
 }
 
 /** The plane coordinates of each embedding point, interleaved (x0, y0, x1, y1, ...). */

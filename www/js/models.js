@@ -4,7 +4,7 @@
 import { $, state } from "./state.js";
 import { showError } from "./status.js";
 import { loadModel } from "./model.js";
-import { t, has, onLanguage } from "./i18n.js";
+import { t, has, onLanguage, wordedError } from "./i18n.js";
 
 export const MANIFEST = "models/models.json";
 export const DEFAULT_MODEL = "mnist-2d.safetensors";
@@ -32,9 +32,6 @@ export function titleOf(m) {
   const key = `models.titles.${String(m?.file ?? "").replace(/\.safetensors$/, "")}`;
   return has(key) ? t(key) : String(m?.title ?? m?.file ?? "");
 }
-
-/** An error whose text is made in the language shown when it is shown (`words()`). */
-export const wordedError = (words) => Object.assign(new Error(words()), { words });
 
 /** The bytes of shipped model `m` ({file, title}); rejects with a sentence naming it and what
  * went wrong (its `words()`). */

@@ -11,7 +11,7 @@ import { paintBackdrop, rangeOf, showLegend, toCanvasOf, fromClientOf } from "./
 import { paintDigit } from "./digit.js";
 import { drawCurves } from "./curves.js";
 import { loadModel } from "./model.js";
-import { t, num, localize, errorText, onLanguage } from "./i18n.js";
+import { t, num, localize, errorText, onLanguage, wordedError as worded } from "./i18n.js";
 
 const VIEW_MS = 120;     // the view is refreshed more than 5 times a second while training runs
 const GROUP_MS = 60;     // GPU steps per submission are sized to about this much GPU time
@@ -43,8 +43,7 @@ const say = (render) => localize($("train-note"), render);
 const words = (e) => () => (e?.words ? e.words() : errorText(e));
 /** An error sent by the worker (`{message, code, params}`), as an Error again. */
 const fromData = (d) => Object.assign(new Error(d?.message ?? String(d)), { code: d?.code, params: d?.params });
-/** An error the page words itself. */
-const worded = (render) => Object.assign(new Error(render()), { words: render });
+
 const dataName = () => $("train-data").value;
 
 function settings() {
