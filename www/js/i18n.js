@@ -121,9 +121,10 @@ export function point(z) {
   return z.map((v) => num(v, "f3")).join(sep);
 }
 
-/** An error as the reader's words: a Rust error by its code and parameters, a page error by
- * its own message. */
+/** An error as the reader's words: one the page words itself (wordedError), a Rust error by its
+ * code and parameters, else its own message. */
 export function errorText(e) {
+  if (e?.words) return e.words("");
   if (e?.code && has(`rust.${e.code}`)) return t(`rust.${e.code}`, e.params ?? {});
   return e?.message ?? String(e);
 }
@@ -134,6 +135,8 @@ export const wordedError = (words) => Object.assign(new Error(words("")), { word
 
 /** Sets `el`'s text to what `render()` returns, now and after every switch of language. */
 export function localize(el, render) {
+  // Elements made and dropped again (legends, grids) are forgotten once the page holds many.
+  if (localized.size > 512) for (const old of localized.keys()) if (!old.isConnected) localized.delete(old);
   localized.set(el, render);
   const text = render();
   if (el.textContent !== text) el.textContent = text;
