@@ -48,7 +48,7 @@ async function main() {
   try {
     bytes = await model;
   } catch (e) {
-    showError(e.words ?? (() => errorText(e)));
+    showError(() => errorText(e));
     return;
   }
   await menus;

@@ -178,7 +178,7 @@ async function setCompare(on) {
       // Unless another model was chosen meanwhile.
       if (ticket === second.ticket) await loadSecond(bytes, () => t("models.quoted", { name: titleOf(m) }), () => titleOf(m));
     } catch (err) {
-      showError(err.words ?? (() => errorText(err)));
+      showError(() => errorText(err));
     }
   }
   if (comparing()) {

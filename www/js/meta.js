@@ -59,7 +59,10 @@ export function priorExtremes(meta) {
 
 /** Class names in the language shown: the catalogue's for a data set it knows
  * (classes.<dataset>.<label>), else the names as given (MNIST's digits). */
-export const wordClasses = (dataset, names) => names.map((n, i) => (has(`classes.${dataset}.${i}`) ? t(`classes.${dataset}.${i}`) : n));
+export const wordClasses = (dataset, names) => names.map((n, i) => wordClass(dataset, i, n));
+
+/** Class `label`'s name in the language shown, `name` where the catalogue has none. */
+export const wordClass = (dataset, label, name) => (has(`classes.${dataset}.${label}`) ? t(`classes.${dataset}.${label}`) : name);
 
 // The test figures shown beside a plane, in this order: metadata key, label, value's message.
 const FIGURES = [

@@ -4,7 +4,7 @@
 import { $, state } from "./state.js";
 import { showError } from "./status.js";
 import { loadModel } from "./model.js";
-import { t, has, onLanguage, wordedError } from "./i18n.js";
+import { t, has, onLanguage, wordedError, errorText } from "./i18n.js";
 
 export const MANIFEST = "models/models.json";
 export const DEFAULT_MODEL = "mnist-2d.safetensors";
@@ -83,7 +83,7 @@ export function wireMenu(select, models, fileInput, load) {
         return;
       }
     } catch (e) {
-      showError(e.words ?? (() => e.message ?? String(e)));
+      showError(() => errorText(e));
     }
     select.value = current;
   });

@@ -6,7 +6,7 @@
 // are those along the first two.
 import { $, state } from "./state.js";
 import { showError } from "./status.js";
-import { classNames, datasetName, wordClasses } from "./meta.js";
+import { classNames, datasetName, wordClass } from "./meta.js";
 import { t, num, point as pointText, localize, onLanguage, errorText } from "./i18n.js";
 import { toPlane, fromPlane, restCoords } from "./latent.js";
 
@@ -102,12 +102,12 @@ export function paintBackdrop(ctx, { xy, labels }, range, manifoldCanvas, axes =
 }
 
 /** Fills the legend element `el` with class `names` of data set `dataset` in the scatter's
- * colours, in the language shown (meta.js's wordClasses). */
+ * colours, in the language shown (meta.js's wordClass). */
 export function showLegend(el, names, dataset) {
   el.replaceChildren(...names.slice(0, COLORS.length).map((name, i) => {
     const s = document.createElement("span");
     s.style.setProperty("--c", COLORS[i]);
-    localize(s, () => wordClasses(dataset, names)[i]);
+    localize(s, () => wordClass(dataset, i, name));
     return s;
   }));
 }

@@ -39,8 +39,6 @@ function priorDraws(n) {
 
 /** Says `render()` in the panel's note, in the language shown (again after a switch). */
 const say = (render) => localize($("train-note"), render);
-/** An error the panel shows: the words it carries, a Rust error's code, or its message. */
-const words = (e) => () => (e?.words ? e.words() : errorText(e));
 /** An error sent by the worker (`{message, code, params}`), as an Error again. */
 const fromData = (d) => Object.assign(new Error(d?.message ?? String(d)), { code: d?.code, params: d?.params });
 
@@ -226,7 +224,7 @@ function onFailure(e, run) {
     say(() => t("train.lost", { n }));
     $("train-continue-cpu").hidden = false;
   } else {
-    say(words(e));
+    say(() => errorText(e));
   }
   T.failed = true;
 }
@@ -295,7 +293,7 @@ async function locked(f) {
   if (T.busy) { T.then = f; return; }
   T.busy = f;
   buttons();
-  try { await f(); } catch (e) { say(words(e)); T.failed = !T.run; } finally { T.busy = null; buttons(); }
+  try { await f(); } catch (e) { say(() => errorText(e)); T.failed = !T.run; } finally { T.busy = null; buttons(); }
   const next = T.then;
   T.then = null;
   if (next) await locked(next);
@@ -364,7 +362,7 @@ export function setupTrain() {
   $("train-beta").addEventListener("input", () => {
     const b = Number($("train-beta").value);
     localize($("train-beta-val"), () => num(b, "f1"));
-    T.run?.setBeta(b).catch((e) => say(words(e)));
+    T.run?.setBeta(b).catch((e) => say(() => errorText(e)));
   });
   const plane = $("train-plane");
   const move = (ev) => {
